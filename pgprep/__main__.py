@@ -1,0 +1,3 @@
+from pgprep.cli import main
+
+main()

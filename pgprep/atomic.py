@@ -1,0 +1,99 @@
+"""Atomic outputs and stage stamps.
+
+Every output is written under a temporary name in the same directory and renamed into place
+when complete, so a killed stage never leaves a file that looks complete. A stage records a
+fingerprint of its inputs and options in `WORK/.pgkit/<stage>.json` after its outputs are in
+place; a rerun with the same fingerprint and all outputs present does nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+STAMP_DIR = ".pgkit"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_csv_atomic(path: str | os.PathLike, frame) -> None:
+    """Write a pandas DataFrame as CSV (no index), atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def fingerprint(files: Iterable[str | os.PathLike] = (), options: dict | None = None) -> str:
+    """Hash of the files' names, sizes and mtimes plus the options: cheap change detection."""
+    h = hashlib.sha256()
+    for f in sorted(os.fspath(f) for f in files):
+        try:
+            st = os.stat(f)
+            h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except FileNotFoundError:
+            h.update(f"{f}\0missing\n".encode())
+    h.update(json.dumps(options or {}, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _stamp_file(work: Path, stage: str) -> Path:
+    return Path(work) / STAMP_DIR / f"{stage}.json"
+
+
+def is_up_to_date(work: str | os.PathLike, stage: str, fp: str,
+                  outputs: Iterable[str | os.PathLike]) -> bool:
+    """True if `stage` last finished with fingerprint `fp` and all its outputs still exist."""
+    stamp = _stamp_file(Path(work), stage)
+    try:
+        rec = json.loads(stamp.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    return rec.get("fingerprint") == fp and all(Path(o).exists() for o in outputs)
+
+
+def mark_done(work: str | os.PathLike, stage: str, fp: str, **info) -> None:
+    write_json_atomic(_stamp_file(Path(work), stage), {"stage": stage, "fingerprint": fp, **info})
+
+
+def clear_stamp(work: str | os.PathLike, stage: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        _stamp_file(Path(work), stage).unlink()

@@ -1,0 +1,3 @@
+from pgtrain.cli import main
+
+main()
