@@ -13,7 +13,7 @@ COMMANDS = {
     "filter": ("pgprep.filter:command", "Ingest keypoints; keep single, complete persons."),
     "pairs": ("pgprep.pairs:command", "Cross-pose pairs per item, L/R-correct flips, splits."),
     "masks": ("pgprep.masks:command", "PG² morphological body masks from keypoints."),
-    "preview": ("pgprep.draw:preview_command", "Contact sheet of sampled pairs with overlays."),
+    "preview": ("pgprep.preview:command", "Contact sheet of sampled pairs with overlays."),
     "pack": ("pgprep.pack:command", "Write HDF5 shards (compact or dense) + index.json."),
     "verify": ("pgprep.shards:verify_command", "Re-check shard hashes and schema."),
     "inspect": ("pgprep.shards:inspect_command", "Summarise a shard directory."),

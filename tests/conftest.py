@@ -1,0 +1,47 @@
+"""Shared tiny fixtures: one synthetic set, its WORK directory and its shards, built once.
+
+Each fixture calls the stage's library function (docs/internal-api.md), so a failure here
+names the stage that broke. Tests that modify data must copy it first.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("PGKIT_NO_PROGRESS", "1")
+
+SYNTH_ITEMS = 24
+SYNTH_SIZE = 64
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory):
+    from pgprep.synth import synthesize
+
+    root = tmp_path_factory.mktemp("synth") / "root"
+    synthesize(root, items=SYNTH_ITEMS, seed=0, size=SYNTH_SIZE, jobs=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def work_dir(synth_root, tmp_path_factory):
+    from pgprep.filter import run_filter
+    from pgprep.masks import run_masks
+    from pgprep.pairs import run_pairs
+
+    work = tmp_path_factory.mktemp("work") / "work"
+    run_filter(synth_root, synth_root / "pose" / "openpose", work)
+    run_pairs(work, seed=0)
+    run_masks(work, jobs=1)
+    return work
+
+
+@pytest.fixture(scope="session")
+def shards_dir(work_dir, tmp_path_factory):
+    from pgprep.pack import run_pack
+
+    shards = tmp_path_factory.mktemp("shards") / "shards"
+    run_pack(work_dir, shards, layout="compact", jobs=1)
+    return shards
