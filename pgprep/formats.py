@@ -42,6 +42,15 @@ def write_openpose_json(path: str | os.PathLike, people: list[np.ndarray]) -> No
 
 def read_openpose_json(path: str | os.PathLike) -> list[np.ndarray]:
     """One COCO-18 skeleton per entry of `people` (BODY_25 is converted)."""
+    return read_openpose_people(path)[0]
+
+
+def read_openpose_people(path: str | os.PathLike) -> tuple[list[np.ndarray], str]:
+    """(skeletons, kind) where kind is 'COCO-18', 'BODY_25' or 'empty' (no people).
+
+    Raises PgkitError on unreadable/malformed files, on a keypoint list of another length and on
+    non-finite values (NaN/inf), which would otherwise silently become missing joints.
+    """
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -52,16 +61,26 @@ def read_openpose_json(path: str | os.PathLike) -> list[np.ndarray]:
         raise PgkitError(path, f"malformed JSON at line {exc.lineno}: {exc.msg}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("people"), list):
         raise PgkitError(path, "not OpenPose output: expected an object with a 'people' list")
-    out = []
+    out, kinds = [], set()
     for i, person in enumerate(doc["people"]):
         vals = person.get("pose_keypoints_2d") if isinstance(person, dict) else None
         if not isinstance(vals, list):
             raise PgkitError(path, f"people[{i}] has no pose_keypoints_2d list")
         try:
-            out.append(skeleton.from_openpose_list(vals))
+            arr = np.asarray(vals, dtype=np.float64).reshape(-1)
         except (ValueError, TypeError) as exc:
             raise PgkitError(path, f"people[{i}]: {exc}") from None
-    return out
+        if not np.isfinite(arr).all():
+            bad = int(np.flatnonzero(~np.isfinite(arr))[0]) // 3
+            raise PgkitError(path, f"non-finite keypoint value in people[{i}], joint {bad}")
+        try:
+            out.append(skeleton.from_openpose_list(arr))
+        except ValueError as exc:
+            raise PgkitError(path, f"people[{i}]: {exc}") from None
+        kinds.add({54: "COCO-18", 75: "BODY_25"}[arr.size])
+    if len(kinds) > 1:
+        raise PgkitError(path, "mixes COCO-18 and BODY_25 people in one file")
+    return out, (kinds.pop() if kinds else "empty")
 
 
 def openpose_kind(path: str | os.PathLike) -> str:
@@ -92,8 +111,8 @@ def write_patn_csv(path: str | os.PathLike, poses: dict[str, np.ndarray]) -> Non
     for name, kp in poses.items():
         kp = skeleton.clean(kp)
         ok = skeleton.present(kp)
-        ys = [int(round(float(v))) if o else -1 for v, o in zip(kp[:, 1], ok)]
-        xs = [int(round(float(v))) if o else -1 for v, o in zip(kp[:, 0], ok)]
+        ys = [int(round(float(v))) if o else -1 for v, o in zip(kp[:, 1], ok, strict=True)]
+        xs = [int(round(float(v))) if o else -1 for v, o in zip(kp[:, 0], ok, strict=True)]
         lines.append(f"{name}: {json.dumps(ys)}: {json.dumps(xs)}")
     write_text_atomic(path, "\n".join(lines) + "\n")
 
@@ -193,6 +212,8 @@ def pose_from_pickle_value(value) -> tuple[np.ndarray, int]:
     except (ValueError, TypeError):
         arr = None
     if arr is not None and arr.ndim == 2 and arr.shape[0] == 18 and arr.shape[1] in (2, 3):
+        if not np.isfinite(arr).all():
+            raise ValueError(f"non-finite keypoint value at joint {int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])}")
         kp = skeleton.empty()
         ok = (arr[:, 0] >= 0) & (arr[:, 1] >= 0) & np.isfinite(arr[:, :2]).all(axis=1)
         kp[ok, :2] = arr[ok, :2]
@@ -208,6 +229,8 @@ def pose_from_pickle_value(value) -> tuple[np.ndarray, int]:
             if not peaks:
                 continue
             persons = max(persons, len(peaks))
+            if not all(np.isfinite(np.asarray(p[:3], dtype=np.float64)).all() for p in peaks):
+                raise ValueError(f"non-finite keypoint value at joint {j}")
             best = max(peaks, key=lambda p: float(p[2]) if len(p) > 2 else 1.0)
             score = float(best[2]) if len(best) > 2 else 1.0
             kp[j] = (float(best[0]), float(best[1]), score if score > 0 else 1e-3)

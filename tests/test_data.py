@@ -1,0 +1,109 @@
+"""pgtrain.data: PairDataset over both layouts, flips, workers + DistributedSampler, raw path."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from test_pack import make_work
+from torch.utils.data import DataLoader, DistributedSampler
+
+from pgprep import geometry, skeleton
+from pgprep.pack import run_pack
+from pgtrain.data import PairDataset, pose_maps_torch, pose_options, to_device_batch
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("data")
+    work = make_work(base, items=4, views=3, size=40)
+    run_pack(work, base / "compact", jobs=1, max_pairs=12)
+    run_pack(work, base / "dense", layout="dense", jobs=1, max_pairs=12)
+    return base
+
+
+def test_items_follow_the_spec_and_both_layouts_agree_on_every_element(dirs):
+    c, d = PairDataset(dirs / "compact"), PairDataset(dirs / "dense")
+    assert len(c) == len(d) == 3 * 12 and c.image_size == d.image_size == (40, 40)
+    assert len(PairDataset(dirs / "compact", split="test")) == 12
+    for i in range(len(c)):
+        a, b = c[i], d[i]
+        assert (a["from"], a["to"], a["flip"]) == (b["from"], b["to"], b["flip"])
+        assert isinstance(a["flip"], bool) and isinstance(a["from"], str)
+        for k, shape in (("condition", (3, 40, 40)), ("target", (3, 40, 40)),
+                         ("pose", (18, 40, 40)), ("mask", (1, 40, 40))):
+            assert a[k].dtype == torch.float32 and tuple(a[k].shape) == shape
+            assert torch.equal(a[k], b[k]), (k, i)
+        assert a["condition"].min() >= -1 and a["condition"].max() <= 1
+        assert set(a["mask"].unique().tolist()) <= {0.0, 1.0}
+        assert set(a["pose"].unique().tolist()) <= {-1.0, 1.0}
+
+
+def test_a_flipped_pair_is_its_twin_mirrored_with_left_right_channels_swapped(dirs):
+    ds = PairDataset(dirs / "compact")
+    by_key = {}
+    for i in range(len(ds)):
+        it = ds[i]
+        by_key[(it["from"], it["to"], it["flip"])] = it
+    twins = 0
+    for (a, b, flip), it in by_key.items():
+        if flip:
+            continue
+        fl = by_key[(a, b, True)]
+        for k in ("condition", "target", "mask"):
+            assert torch.equal(fl[k], it[k].flip(-1)), k
+        assert torch.equal(fl["pose"], it["pose"].flip(-1)[skeleton.FLIP_PERM])
+        # l_shoulder (5) of the flipped pair is the unflipped r_shoulder (2), mirrored
+        assert torch.equal(fl["pose"][5], it["pose"][2].flip(-1))
+        twins += 1
+    assert twins == 3 * 6
+
+
+def test_dataloader_workers_and_distributed_sampler_cover_each_pair_once(dirs):
+    ds = PairDataset(dirs / "compact")
+    len(ds[0]["from"])  # open files in the parent first: workers must not inherit the handles
+    blob = pickle.dumps(ds)
+    assert b"h5py" not in blob  # no open handles travel to workers
+    seen = []
+    for rank in range(2):
+        sampler = DistributedSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=3)
+        loader = DataLoader(ds, batch_size=5, sampler=sampler, num_workers=2,
+                            persistent_workers=False)
+        for batch in loader:
+            assert batch["condition"].shape[1:] == (3, 40, 40)
+            seen += list(zip(batch["from"], batch["to"], batch["flip"].tolist(), strict=True))
+    assert len(seen) == len(ds) == len(set(seen))
+    assert set(seen) == {(ds[i]["from"], ds[i]["to"], ds[i]["flip"]) for i in range(len(ds))}
+
+
+@pytest.mark.parametrize("layout", ["compact", "dense"])
+def test_raw_batches_rendered_on_the_device_equal_the_float_path(dirs, layout):
+    ds, raw = PairDataset(dirs / layout), PairDataset(dirs / layout, raw=True)
+    item = raw[0]
+    assert item["condition"].dtype == torch.uint8 and tuple(item["mask"].shape) == (1, 40, 40)
+    assert item["keypoints"].shape == (18, 3)
+    want = next(iter(DataLoader(ds, batch_size=len(ds))))
+    got = to_device_batch(next(iter(DataLoader(raw, batch_size=len(raw)))), "cpu", **pose_options(ds))
+    for k in ("condition", "target", "pose", "mask"):
+        assert got[k].dtype == torch.float32
+        assert torch.equal(got[k], want[k]), k
+    assert got["from"] == want["from"] and torch.equal(got["flip"], want["flip"])
+
+
+def test_torch_pose_maps_match_the_numpy_reference():
+    rng = np.random.default_rng(1)
+    kp = rng.uniform(-3, 70, (6, 18, 3)).astype(np.float32)
+    kp[..., 2] = rng.uniform(0, 1, (6, 18)) * (rng.random((6, 18)) > 0.2)
+    for kind, kw in (("disk", {"radius": 4.0}), ("disk", {"radius": 8.0}), ("gaussian", {"sigma": 6.0})):
+        ref = geometry.pose_maps(kp, (64, 48), kind, **kw)
+        got = pose_maps_torch(torch.from_numpy(kp), (64, 48), kind, **kw).numpy()
+        assert np.abs(got - ref).max() <= 1e-6, kind
+
+
+def test_dataset_can_render_other_pose_settings(dirs):
+    ds = PairDataset(dirs / "dense", pose_kind="gaussian", pose_sigma=6.0)
+    raw = PairDataset(dirs / "dense", raw=True)
+    kp = raw[3]["keypoints"].numpy()
+    np.testing.assert_allclose(ds[3]["pose"].numpy(), geometry.pose_maps(kp, (40, 40), "gaussian", sigma=6.0))

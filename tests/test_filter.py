@@ -1,0 +1,380 @@
+"""pgprep filter: every pose format gives the same kept set; bad inputs become reasons."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from pgprep import deepfashion, formats, skeleton
+from pgprep.cli import main
+from pgprep.errors import PgkitError, UnsafePickleError
+from pgprep.filter import Thresholds, check_image, image_header_size, judge, run_filter
+
+SIZE = 64
+# A standing person in a 64x64 frame, integer coordinates (the PATN CSV stores ints).
+PERSON = np.array([
+    (32, 8), (32, 14), (26, 15), (24, 24), (23, 32), (38, 15), (40, 24), (41, 32), (28, 33),
+    (28, 45), (28, 57), (36, 33), (36, 45), (36, 57), (31, 7), (33, 7), (29, 8), (35, 8)], np.float32)
+
+
+def person(dx=0.0, score=0.9):
+    kp = np.concatenate([PERSON + (dx, 0), np.full((18, 1), score, np.float32)], axis=1)
+    return kp.astype(np.float32)
+
+
+def draw(kp, size=SIZE):
+    img = np.full((size, size, 3), 230, np.uint8)
+    for a, b in skeleton.BONES:
+        cv2.line(img, tuple(int(v) for v in kp[a, :2]), tuple(int(v) for v in kp[b, :2]), (40, 60, 200), 3)
+    return img
+
+
+# image, item, status, pose (None = no pose file)
+GOOD = [
+    ("img/WOMEN/Tees_Tanks/id_00000001/01_1_front.jpg", "id_00000001", "train", person(0)),
+    ("img/WOMEN/Tees_Tanks/id_00000001/01_2_side.jpg", "id_00000001", "train", person(-3)),
+    ("img/MEN/Denim/id_00000002/02_1_front.jpg", "id_00000002", "query", person(2)),
+    ("img/MEN/Denim/id_00000002/02_4_full.jpg", "id_00000002", "gallery", person(4)),
+    ("img/WOMEN/Dresses/id_00000003/01_7_additional.jpg", "id_00000003", "train", person(-5)),
+]
+
+
+def make_root(tmp_path, rows=GOOD):
+    root = tmp_path / "root"
+    for image, _, _, kp in rows:
+        p = root / image
+        p.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(p), draw(kp if kp is not None else person()))
+    deepfashion.write_partition(root, pd.DataFrame(
+        [(i, item, st) for i, item, st, _ in rows], columns=["image", "item_id", "status"]))
+    return root
+
+
+def write_openpose(src, rows=GOOD, body25=False, with_img=False):
+    for image, _, _, kp in rows:
+        if kp is None:
+            continue
+        rel = image if with_img else image[len("img/"):]
+        path = src / formats.openpose_json_name(rel)
+        if body25:
+            k25 = np.zeros((25, 3), np.float32)
+            k25[skeleton.BODY25_TO_COCO18] = kp
+            k25[8] = (kp[8] + kp[11]) / 2  # mid-hip, dropped by the conversion
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"people": [{"pose_keypoints_2d": k25.reshape(-1).tolist()}]}))
+        else:
+            formats.write_openpose_json(path, [kp])
+    return src
+
+
+def kept_set(work):
+    frame = pd.read_csv(work / "images.csv")
+    return frame.set_index("image")
+
+
+@pytest.fixture
+def root(tmp_path):
+    return make_root(tmp_path)
+
+
+# ------------------------------------------------------------------ formats round-trip
+
+@pytest.mark.parametrize("fmt", ["openpose", "openpose-img", "body25", "patn", "patn-flat-176", "pickle"])
+def test_every_format_gives_the_same_kept_set(root, tmp_path, fmt):
+    if fmt == "openpose":
+        src = write_openpose(tmp_path / "op")
+    elif fmt == "openpose-img":
+        src = write_openpose(tmp_path / "op", with_img=True)
+    elif fmt == "body25":
+        src = write_openpose(tmp_path / "op", body25=True)
+    elif fmt == "patn":
+        src = tmp_path / "ann.csv"
+        formats.write_patn_csv(src, {i: kp for i, _, _, kp in GOOD})
+    elif fmt == "patn-flat-176":  # annotations of 176-wide centre crops: x is 40 less
+        src = tmp_path / "ann.csv"
+        shifted = {}
+        for i, _, _, kp in GOOD:
+            k = kp.copy()
+            k[:, 0] -= 40 - 30  # keep x >= 0 in the crop for this 64-px image: shift by 10
+            shifted[deepfashion.flatten_name(i)] = k
+        formats.write_patn_csv(src, shifted)
+    else:
+        src = tmp_path / "poses.pkl"
+        src.write_bytes(pickle.dumps({i: kp[:, :2].tolist() for i, _, _, kp in GOOD}))
+    kwargs = {"x_offset": 10} if fmt == "patn-flat-176" else {}
+    counts = run_filter(root, src, tmp_path / "work", jobs=1, **kwargs)
+    assert counts["kept"] == len(GOOD) and counts["rejected"] == 0
+    kept = kept_set(tmp_path / "work")
+    assert sorted(kept.index) == sorted(i for i, *_ in GOOD)
+    for image, item, status, kp in GOOD:
+        row = kept.loc[image]
+        assert row["item_id"] == item and row["split"] == deepfashion.split_of(status)
+        np.testing.assert_allclose(skeleton.from_columns(row)[:, :2], kp[:, :2], atol=0.01)
+    work = json.loads((tmp_path / "work" / "work.json").read_text())
+    assert work["image_size"] == [SIZE, SIZE]
+    if fmt == "body25":
+        assert work["poses_format"] == "openpose BODY_25"
+
+
+def test_crop176_flag_adds_40(root, tmp_path):
+    src = tmp_path / "ann.csv"
+    formats.write_patn_csv(src, {deepfashion.flatten_name(i): kp for i, _, _, kp in GOOD})
+    # these frames are 64 px wide, so allow the shifted x values with a large margin
+    run_filter(root, src, tmp_path / "w0", jobs=1, frame_margin=100)
+    run_filter(root, src, tmp_path / "w40", jobs=1, crop176=True, frame_margin=100)
+    a, b = kept_set(tmp_path / "w0"), kept_set(tmp_path / "w40")
+    xs = [f"x{j}" for j in range(18)]
+    np.testing.assert_allclose(b.loc[a.index, xs].to_numpy(), a[xs].to_numpy() + 40)
+    np.testing.assert_allclose(a[xs].to_numpy(), np.stack([kp[:, 0] for *_, kp in GOOD])[
+        np.argsort([i for i, *_ in GOOD])][np.argsort(np.argsort(a.index))], atol=0.01)
+
+
+def test_body25_hand_example_maps_to_coco18(tmp_path):
+    k25 = np.zeros((25, 3), np.float32)
+    for i in range(25):
+        k25[i] = (10 + i, 20 + i, 0.5)
+    path = tmp_path / "x_keypoints.json"
+    path.write_text(json.dumps({"people": [{"pose_keypoints_2d": k25.reshape(-1).tolist()}]}))
+    people, kind = formats.read_openpose_people(path)
+    assert kind == "BODY_25"
+    coco = people[0]
+    # COCO-18 j takes BODY_25 j for j < 8 and j + 1 after (mid-hip 8 dropped).
+    expect = [i if i < 8 else i + 1 for i in range(18)]
+    np.testing.assert_allclose(coco[:, 0], [10 + e for e in expect])
+    assert coco[skeleton.J["r_hip"]].tolist() == pytest.approx([19, 29, 0.5])
+    assert coco[skeleton.J["l_ear"]].tolist() == pytest.approx([28, 38, 0.5])
+
+
+# ------------------------------------------------------------------ the malicious pickle
+
+class _Evil:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_malicious_pickle_is_refused_and_creates_nothing(root, tmp_path):
+    target = tmp_path / "pwned.txt"
+    src = tmp_path / "poses.pkl"
+    src.write_bytes(pickle.dumps({"img/x.jpg": _Evil(str(target))}))
+    # proof that the pickle really would create the file with the ordinary unpickler
+    probe = tmp_path / "probe.txt"
+    pickle.loads(pickle.dumps(_Evil(str(probe)))).close()
+    assert probe.exists()
+    with pytest.raises(UnsafePickleError, match="refused"):
+        run_filter(root, src, tmp_path / "work", jobs=1)
+    res = CliRunner().invoke(main, ["filter", str(root), "--poses", str(src), "-o", str(tmp_path / "work")])
+    assert res.exit_code == 1
+    assert "refused" in res.output and "io.open" in res.output and len(res.output.strip().splitlines()) == 1
+    assert not target.exists() and not (tmp_path / "work").exists()
+
+
+# ------------------------------------------------------------------ bad inputs
+
+def test_each_bad_input_is_a_reason_and_the_run_goes_on(tmp_path):
+    bad = [
+        ("img/WOMEN/Skirts/id_00000010/01_1_front.jpg", "id_00000010", "train", None),       # no pose
+        ("img/WOMEN/Skirts/id_00000010/01_2_side.jpg", "id_00000010", "train", person(1)),   # truncated
+        ("img/WOMEN/Skirts/id_00000010/01_3_back.jpg", "id_00000010", "train", person(1)),   # empty file
+        ("img/WOMEN/Skirts/id_00000011/01_1_front.jpg", "id_00000011", "query", person(1)),  # bad JSON
+        ("img/WOMEN/Skirts/id_00000011/01_2_side.jpg", "id_00000011", "query", person(1)),   # NaN
+        ("img/WOMEN/Skirts/id_00000011/01_3_back.jpg", "id_00000011", "query", person(1)),   # out of frame
+        ("img/WOMEN/Skirts/id_00000012/01_1_front.jpg", "id_00000012", "train", person(1)),  # not on disk
+        ("img/WOMEN/Skirts/id_00000012/01_2_side.jpg", "id_00000012", "train", person(1)),   # not an image
+    ]
+    root = make_root(tmp_path, GOOD + bad)
+    names = [b[0] for b in bad]
+    data = (root / names[1]).read_bytes()
+    (root / names[1]).write_bytes(data[: len(data) // 2])
+    (root / names[2]).write_bytes(b"")
+    (root / names[6]).unlink()
+    (root / names[7]).write_bytes(b"this is not an image at all")
+    part = root / deepfashion.PARTITION
+    text = part.read_text().splitlines()
+    text += ["img/WOMEN/broken_row_only_two_fields id_00000013",
+             "../outside/id_00000014/01_1_front.jpg id_00000014 train",
+             "/etc/id_00000015/01_1_front.jpg id_00000015 gallery",
+             GOOD[0][0] + " id_00000001 train"]
+    part.write_text("\n".join(text) + "\n")
+    src = write_openpose(tmp_path / "op", GOOD + bad)
+    (src / formats.openpose_json_name(names[3][4:])).write_text('{"people": [\n  {"pose_keypoints_2d": [1, 2,\n')
+    nan = person(1).reshape(-1).tolist()
+    nan[3] = float("nan")
+    (src / formats.openpose_json_name(names[4][4:])).write_text(json.dumps({"people": [{"pose_keypoints_2d": nan}]}))
+    formats.write_openpose_json(src / formats.openpose_json_name(names[5][4:]), [person(1) + (0, 40, 0)])
+
+    counts = run_filter(root, src, tmp_path / "work", jobs=1)
+    assert counts["kept"] == len(GOOD)
+    rej = pd.read_csv(tmp_path / "work" / "rejects.csv")
+    reason = dict(zip(rej["image"], rej["reason"], strict=True))
+    assert reason[names[0]].startswith("no-pose:")
+    assert reason[names[1]].startswith("bad-image: truncated")
+    assert reason[names[2]].startswith("bad-image: empty")
+    assert reason[names[3]].startswith("bad-pose:") and "line 3" in reason[names[3]]
+    assert reason[names[4]].startswith("nan-keypoint:") and "joint 1" in reason[names[4]]
+    assert reason[names[5]].startswith("out-of-frame:")
+    assert reason[names[6]].startswith("missing-image:")
+    assert reason[names[7]].startswith("bad-image: not a JPEG or PNG")
+    n = len(GOOD) + len(bad) + 3
+    assert reason["img/WOMEN/broken_row_only_two_fields"] == (
+        f"partition-row: malformed partition row at line {n}: "
+        "'img/WOMEN/broken_row_only_two_fields id_00000013'")
+    assert reason["../outside/id_00000014/01_1_front.jpg"].startswith(f"bad-name: line {n + 1}:")
+    assert reason["/etc/id_00000015/01_1_front.jpg"].startswith(f"bad-name: line {n + 2}:")
+    assert reason[GOOD[0][0]] == f"duplicate: line {n + 3} repeats line 3"
+    assert len(rej) == len(bad) + 4
+    assert set(rej.loc[rej["image"].isin(names[3:6]), "split"]) == {"test"}
+
+
+def test_malformed_patn_row_names_its_line(root, tmp_path):
+    src = tmp_path / "ann.csv"
+    formats.write_patn_csv(src, {i: kp for i, _, _, kp in GOOD})
+    lines = src.read_text().splitlines()
+    name = GOOD[2][0]
+    lines[3] = f"{name}: [1, 2, 3]: [oops"
+    src.write_text("\n".join(lines) + "\n")
+    run_filter(root, src, tmp_path / "work", jobs=1)
+    rej = pd.read_csv(tmp_path / "work" / "rejects.csv")
+    assert rej["image"].tolist() == [name]
+    assert rej["reason"][0].startswith("bad-pose: malformed annotation row at line 4")
+
+
+# ------------------------------------------------------------------ judging
+
+def test_judge_rules_by_hand():
+    th = Thresholds()
+    kp, n, why = judge([person()], SIZE, SIZE, th)
+    assert why is None and n == 1
+    assert judge([person(), person(20)], SIZE, SIZE, th)[2] == "multi-person: 2 persons"
+    speck = skeleton.empty()
+    speck[:3] = (5, 5, 0.9)  # 3 joints: noise, not a person
+    assert judge([person(), speck], SIZE, SIZE, th)[2] is None
+    cut = person()
+    cut[[9, 10, 12, 13]] = (-1, -1, 0)  # frame cuts above the knees
+    assert judge([cut], SIZE, SIZE, th)[2] == "incomplete: missing legs"
+    one_each = person()
+    one_each[[skeleton.J["r_hip"], skeleton.J["l_shoulder"], skeleton.J["l_knee"]]] = (-1, -1, 0)
+    assert judge([one_each], SIZE, SIZE, th)[2] is None  # a detector missing single joints
+    strict = Thresholds(require=("both-shoulders", "both-hips"))
+    assert judge([one_each], SIZE, SIZE, strict)[2] == "incomplete: missing both-shoulders, both-hips"
+    close = person()
+    close[:, :2] = (close[:, :2] - (32, 8)) * 3 + (32, 10)
+    close[skeleton.present(close) & ((close[:, 1] > 63) | (close[:, 0] > 63) | (close[:, 0] < 0))] = (-1, -1, 0)
+    why = judge([close], SIZE, SIZE, th)[2]
+    assert why == "incomplete: missing legs"
+    wide = person()
+    wide[2, 0], wide[5, 0] = 10, 50  # shoulders 40 px apart in 64
+    assert judge([wide], SIZE, SIZE, th)[2].startswith("close-up: shoulder width 0.62")
+    low = person(score=0.05)
+    assert judge([low], SIZE, SIZE, th)[2].startswith("no-person")
+    assert judge([], SIZE, SIZE, th)[2].startswith("no-person")
+
+
+def test_image_header_size_matches_decoder(tmp_path):
+    for ext in (".jpg", ".png"):
+        p = tmp_path / f"a{ext}"
+        cv2.imwrite(str(p), np.zeros((37, 53, 3), np.uint8))
+        assert image_header_size(p.read_bytes()) == (53, 37)
+        assert check_image(p) == check_image(p, decode=True) == (53, 37)
+    (tmp_path / "t.jpg").write_bytes((tmp_path / "a.jpg").read_bytes()[:100])
+    with pytest.raises(PgkitError, match="truncated"):
+        check_image(tmp_path / "t.jpg")
+
+
+# ------------------------------------------------------------------ CLI and exit codes
+
+def test_cli_success_rerun_and_exit_codes(root, tmp_path):
+    src = write_openpose(tmp_path / "op")
+    work = tmp_path / "work"
+    runner = CliRunner()
+    res = runner.invoke(main, ["filter", str(root), "--poses", str(src), "-o", str(work), "--jobs", "1"])
+    assert res.exit_code == 0, res.output
+    assert "| kept" in res.output and "kept 5, rejected 0" in res.output
+    res = runner.invoke(main, ["filter", str(root), "--poses", str(src), "-o", str(work)])
+    assert res.exit_code == 0 and "up to date" in res.output
+    res = runner.invoke(main, ["filter", str(root), "--poses", str(src), "-o", str(work), "--min-joints", "12"])
+    assert res.exit_code == 0 and "up to date" not in res.output
+    changed = src / formats.openpose_json_name(GOOD[0][0][4:])
+    formats.write_openpose_json(changed, [person(0), person(20)])  # a changed input is noticed
+    res = runner.invoke(main, ["filter", str(root), "--poses", str(src), "-o", str(work), "--min-joints", "12"])
+    assert res.exit_code == 0 and "kept 4, rejected 1" in res.output
+    assert pd.read_csv(work / "rejects.csv")["reason"].tolist() == ["multi-person: 2 persons"]
+
+    res = runner.invoke(main, ["filter", str(tmp_path / "op"), "--poses", str(src), "-o", str(tmp_path / "w2")])
+    assert res.exit_code == 1 and "not a DeepFashion-style tree" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    (root / "img" / "x").mkdir()
+    shutil.rmtree(src)
+    src.mkdir()
+    res = runner.invoke(main, ["filter", str(root), "--poses", str(src), "-o", str(tmp_path / "w3")])
+    assert res.exit_code == 1 and "nothing usable" in res.output and "no-pose x5" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    res = runner.invoke(main, ["filter", str(root), "--poses", str(src), "-o", str(work), "--require", "tail"])
+    assert res.exit_code == 1 and "unknown body part" in res.output
+    res = runner.invoke(main, ["filter", "--help"])
+    assert res.exit_code == 0 and len(res.output.splitlines()) > 5 and "pgprep filter" in res.output
+
+
+# ------------------------------------------------------------------ against the synth truth
+
+@pytest.fixture(scope="module")
+def synth60(tmp_path_factory):
+    """60 items at 64 px: about 240 images, about 5 % distractors (two people, cut off, close-up)."""
+    from pgprep.synth import synthesize
+
+    root = tmp_path_factory.mktemp("synth60") / "root"
+    synthesize(root, items=60, seed=3, size=64, jobs=1)
+    return root
+
+
+@pytest.mark.slow
+def test_filter_rejects_the_synth_distractors(synth60, tmp_path):
+    counts = run_filter(synth60, synth60 / "pose" / "openpose", tmp_path / "work", jobs=1)
+    truth = pd.read_csv(synth60 / "truth.csv")
+    rej = pd.read_csv(tmp_path / "work" / "rejects.csv")
+    kept = pd.read_csv(tmp_path / "work" / "images.csv")
+    assert len(rej) + len(kept) == len(truth) == counts["kept"] + counts["rejected"]
+    distractor = ((truth["persons"] != 1) | (truth["complete"] == 0)).to_numpy()
+    assert distractor.sum() >= 8, "too few distractors to measure precision and recall"
+    rejected = truth["image"].isin(rej["image"]).to_numpy()
+    tp = (distractor & rejected).sum()
+    precision, recall = tp / rejected.sum(), tp / distractor.sum()
+    assert precision >= 0.95 and recall >= 0.95, (precision, recall)
+    # the reason names what is wrong
+    reason = dict(zip(rej["image"], rej["reason"], strict=True))
+    for image, kind in zip(truth["image"], truth["kind"], strict=True):
+        if kind == "two_people" and image in reason:
+            assert reason[image].startswith("multi-person: 2 persons")
+        if kind in ("cut_off", "close_up") and image in reason:
+            assert reason[image].startswith(("incomplete:", "close-up:"))
+    # kept keypoints are the detections the synth wrote, and splits follow the partition
+    part = deepfashion.read_partition(synth60).set_index("image")
+    row = kept.iloc[0]
+    people = formats.read_openpose_json(synth60 / "pose" / "openpose" / formats.openpose_json_name(row["image"][4:]))
+    np.testing.assert_allclose(skeleton.from_columns(row), people[0], atol=0.01)
+    assert (kept["split"].to_numpy() == part.loc[kept["image"], "split"].to_numpy()).all()
+    assert set(kept.groupby("item_id")["split"].nunique()) == {1}
+
+
+@pytest.mark.slow
+def test_synth_annotation_csv_gives_the_same_kept_set_up_to_multi_person(synth60, tmp_path):
+    """The PATN CSV holds one skeleton per image (no second person, no scores): same kept set
+    except the two-people images, which it cannot tell apart."""
+    run_filter(synth60, synth60 / "pose" / "openpose", tmp_path / "a", jobs=1)
+    run_filter(synth60, synth60 / "pose" / "annotations.csv", tmp_path / "b", jobs=1)
+    a, b = kept_set(tmp_path / "a"), kept_set(tmp_path / "b")
+    truth = pd.read_csv(synth60 / "truth.csv").set_index("image")
+    extra = set(b.index) - set(a.index)
+    assert set(a.index) <= set(b.index)
+    assert all(truth.loc[i, "kind"] == "two_people" for i in extra)
+    xs = [f"x{j}" for j in range(18)]
+    np.testing.assert_allclose(b.loc[a.index, xs].to_numpy(), a[xs].to_numpy(), atol=0.51)

@@ -1,0 +1,308 @@
+"""pgtrain.loop: the training recipe, resume, NaN handling, the run directory and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from pgtrain import checkpoint, losses
+from pgtrain.loop import BatchStream, Trainer, fit
+from pgtrain.presets import resolve
+from pgtrain.stats import read_stats
+
+
+class ToyPairs(Dataset):
+    """PairDataset-shaped items: a coloured box moves to where the target pose says.
+
+    I_A: a box of colour c at place A; I_B: the same box at place B; P_B: 18 channels, the
+    first four hold disks at B's corners; M_B: B's box. Deterministic in the index.
+    """
+
+    def __init__(self, n: int = 32, size: int = 32, seed: int = 0):
+        self.n, self.size, self.seed = n, size, seed
+        self.image_size = (size, size)
+        self.poison = False  # when set, every item carries a NaN (to test the NaN stop)
+
+    def __len__(self):
+        return self.n
+
+    def _box(self, rng):
+        s = self.size
+        h, w = rng.integers(s // 4, s // 2, size=2)
+        y, x = rng.integers(0, s - h), rng.integers(0, s - w)
+        return int(y), int(x), int(h), int(w)
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng(self.seed * 100_003 + i)
+        s = self.size
+        colour = rng.uniform(-1, 1, size=3).astype(np.float32)
+        cond = np.full((3, s, s), -1, np.float32)
+        targ = np.full((3, s, s), -1, np.float32)
+        (ya, xa, ha, wa), (yb, xb, hb, wb) = self._box(rng), self._box(rng)
+        cond[:, ya:ya + ha, xa:xa + wa] = colour[:, None, None]
+        targ[:, yb:yb + hb, xb:xb + wb] = colour[:, None, None]
+        pose = np.full((18, s, s), -1, np.float32)
+        yy, xx = np.mgrid[:s, :s]
+        for j, (py, px) in enumerate([(yb, xb), (yb, xb + wb), (yb + hb, xb), (yb + hb, xb + wb)]):
+            pose[j][(yy - py) ** 2 + (xx - px) ** 2 <= 4] = 1
+        mask = np.zeros((1, s, s), np.float32)
+        mask[:, yb:yb + hb, xb:xb + wb] = 1
+        if self.poison:
+            cond[0, 0, 0] = np.nan
+        return {"condition": torch.from_numpy(cond), "target": torch.from_numpy(targ),
+                "pose": torch.from_numpy(pose), "mask": torch.from_numpy(mask),
+                "from": f"a{i}.jpg", "to": f"b{i}.jpg", "flip": bool(i % 2)}
+
+
+TINY = dict(channels=8, batch_size=4, log_every=1, sample_every=1000, ckpt_every=1000, device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny nets on a shared 2-core box: one thread avoids OpenMP oversubscription stalls."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def make_trainer(preset, **kw):
+    o = resolve(preset, **{**TINY, **kw})
+    return Trainer(o, (32, 32), torch.device("cpu"))
+
+
+def batch_of(ds, idx):
+    from torch.utils.data import default_collate
+
+    return default_collate([ds[i] for i in idx])
+
+
+def snapshot(m):
+    return {n: p.detach().clone() for n, p in m.named_parameters()}
+
+
+def assert_all_grads_nonzero(m, what):
+    missing = [n for n, p in m.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, f"{what}: no gradient for {missing}"
+
+
+def assert_unchanged(m, before, what):
+    changed = [n for n, p in m.named_parameters() if not torch.equal(p, before[n])]
+    assert not changed, f"{what} changed: {changed}"
+
+
+def test_stage1_step_trains_every_g1_parameter():
+    tr = make_trainer("g1")
+    before = snapshot(tr.g1)
+    out = tr.stage1_step(batch_of(ToyPairs(8), range(4)))
+    assert_all_grads_nonzero(tr.g1, "G1")
+    changed = [n for n, p in tr.g1.named_parameters() if not torch.equal(p, before[n])]
+    assert len(changed) == len(before)
+    assert out["l1"] > 0
+
+
+@pytest.mark.parametrize("preset", ["pg2", "triplet", "wgan-triplet", "wgan-gp-triplet"])
+def test_d_step_and_g_step_update_exactly_their_networks(preset):
+    tr = make_trainer(preset)
+    b = tr.to_device(batch_of(ToyPairs(8), range(4)))
+    g1_out = tr.g1_output(b)
+    g1_before, g2_before = snapshot(tr.g1), snapshot(tr.g2)
+    tr.d_step(b, g1_out)
+    assert_all_grads_nonzero(tr.d, f"{preset} D")
+    assert_unchanged(tr.g2, g2_before, "G2 in the D step")
+    assert all(p.grad is None for p in tr.g2.parameters())
+
+    d_before = snapshot(tr.d)
+    d_grads = {n: p.grad.clone() for n, p in tr.d.named_parameters()}
+    tr.g_step(b, g1_out)
+    assert_all_grads_nonzero(tr.g2, f"{preset} G2")
+    assert_unchanged(tr.d, d_before, "D in the G step")
+    assert all(torch.equal(p.grad, d_grads[n]) for n, p in tr.d.named_parameters())
+    assert_unchanged(tr.g1, g1_before, "G1 in Stage 2")
+    assert all(p.requires_grad for p in tr.d.parameters())  # D is trainable again
+
+
+@pytest.mark.parametrize("preset", ["pg2", "triplet", "wgan-triplet"])
+def test_adversarial_gradient_reaches_every_g2_parameter(preset):
+    # with the L1 term off, G2's whole gradient comes through D (the seed's code detached it)
+    tr = make_trainer(preset, l1_weight=0.0)
+    b = tr.to_device(batch_of(ToyPairs(8), range(4)))
+    out = tr.g_step(b, tr.g1_output(b))
+    assert out["g"] == pytest.approx(float(out["g_adv"]))
+    assert_all_grads_nonzero(tr.g2, f"{preset} G2 (adversarial only)")
+
+
+def test_wgan_critic_takes_ten_clipped_steps_per_generator_step():
+    tr = make_trainer("wgan-triplet")
+    assert isinstance(tr.opt["d"], torch.optim.RMSprop) and isinstance(tr.opt["g2"], torch.optim.RMSprop)
+    counts = {"d": 0, "g2": 0}
+    worst = []
+    for name in counts:
+        tr.opt[name].register_step_post_hook(lambda opt, a, k, name=name: counts.__setitem__(name, counts[name] + 1))
+
+    def check_clip(_module, _inputs):  # every use of the critic sees clipped weights
+        worst.append(max(p.abs().max().item() for p in tr.d.parameters()))
+
+    tr.d.register_forward_pre_hook(check_clip)
+    ds = ToyPairs(64)
+    starts = iter(range(0, 64, 3))
+    for _ in range(2):
+        tr.stage2_step(lambda: batch_of(ds, range(next(starts), 64)[:4]))
+    assert counts == {"d": 20, "g2": 2}
+    assert worst and max(worst) <= 0.01 + 1e-12
+    assert max(p.abs().max().item() for p in tr.d.parameters()) <= 0.01 + 1e-12
+    # the clip is binding: without it RMSProp would move weights past 0.01
+    assert max(worst) > 0.0099
+
+
+def test_batch_stream_order_is_a_function_of_seed_and_epoch():
+    from pgtrain.dist import DistInfo
+
+    ds = ToyPairs(10)
+    a = BatchStream(ds, 4, seed=3, info=DistInfo())
+    seen = [next(a)["from"] for _ in range(5)]  # 2 batches per epoch, drop_last
+    b = BatchStream(ds, 4, seed=3, info=DistInfo(), epoch=1, batch=1)
+    assert next(b)["from"] == seen[3]
+    assert sorted(seen[0] + seen[1]) != sorted(seen[2] + seen[3]) or seen[0] != seen[2]
+    assert len(set(seen[0] + seen[1])) == 8
+
+
+def _losses(run):
+    return [{k: v for k, v in r.items() if k != "samples_per_s"} for r in read_stats(run)]
+
+
+def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path):
+    kw = dict(TINY, steps1=4, steps2=5, ckpt_every=3)
+    ds = ToyPairs(24)
+    fit(ds, tmp_path / "a", "pg2", **kw)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop(stage, step, _):
+        if (stage, step) == (2, 4):
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit(ds, tmp_path / "b", "pg2", callback=stop, **kw)
+    ck = checkpoint.load(tmp_path / "b" / "checkpoints" / "last.pt")
+    assert (ck["stage"], ck["step"], ck["done"]) == (2, 3, False)
+    assert len(read_stats(tmp_path / "b")) == 4 + 4  # the lines of step 2/4 are written, then dropped
+    fit(ds, tmp_path / "b", "pg2", resume=True, **kw)
+    a, b = _losses(tmp_path / "a"), _losses(tmp_path / "b")
+    assert [(r["stage"], r["step"]) for r in b] == [(1, i) for i in range(1, 5)] + [(2, i) for i in range(1, 6)]
+    assert a == b
+    ga = checkpoint.load_generators(tmp_path / "a")
+    gb = checkpoint.load_generators(tmp_path / "b")
+    for x, y in zip(list(ga.g2.parameters()), list(gb.g2.parameters()), strict=True):
+        assert torch.equal(x, y)
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_checkpoint(tmp_path):
+    from pgprep.errors import PgkitError
+
+    ds = ToyPairs(16)
+
+    def poison(stage, step, _):
+        if step == 6:
+            ds.poison = True
+
+    with pytest.raises(PgkitError) as err:
+        fit(ds, tmp_path / "r", "g1", steps1=20, callback=poison, **{**TINY, "ckpt_every": 5})
+    msg = str(err.value)
+    assert "step 7" in msg and "nan" in msg and "\n" not in msg and "step 5" in msg
+    ck = checkpoint.load(tmp_path / "r" / "checkpoints" / "last.pt")
+    assert ck["step"] == 5
+    assert all(torch.isfinite(v).all() for v in ck["nets"]["g1"].values())
+
+
+def test_run_directory_contents_and_generators(tmp_path):
+    ds = ToyPairs(16)
+    out = fit(ds, tmp_path / "r", "triplet", steps1=3, steps2=2, **{**TINY, "sample_every": 2})
+    run = tmp_path / "r"
+    opts = json.loads((run / "options.json").read_text())
+    assert opts["image_size"] == [32, 32] and opts["preset"] == "triplet" and opts["pose_kind"] == "disk"
+    assert opts["l1_weight"] == 50.0 and opts["lr"] == 5e-5
+    names = sorted(p.name for p in (run / "samples").iterdir())
+    assert names == ["step-0000002.png", "step-0000003.png", "step-0000005.png"]  # every 2 + stage ends
+    from pgprep.geometry import read_rgb
+
+    grid = read_rgb(run / "samples" / "step-0000005.png")
+    assert grid.shape[1] >= 5 * 32 and grid.shape[0] >= 4 * 32
+    assert (run / "checkpoints" / "stage1.pt").exists()
+    assert out["stage"] == 2 and out["step"] == 2
+    gens = checkpoint.load_generators(run)
+    assert not gens.g1.training and gens.g2 is not None and gens.options["channels"] == 8
+    s1 = checkpoint.load_generators(run, which="stage1")
+    assert s1.g2 is None
+    # G1 is frozen in Stage 2: the last checkpoint's G1 equals the Stage-1 one
+    for x, y in zip(gens.g1.parameters(), s1.g1.parameters(), strict=True):
+        assert torch.equal(x, y)
+    # a rerun with the same options does nothing; a different one needs --resume
+    again = fit(ds, run, "triplet", steps1=3, steps2=2, **{**TINY, "sample_every": 2})
+    assert again["step"] == 2
+    from pgprep.errors import PgkitError
+
+    with pytest.raises(PgkitError, match="--resume"):
+        fit(ds, run, "triplet", steps1=3, steps2=4, **{**TINY, "sample_every": 2})
+    # --resume with more Stage-2 steps continues from step 2
+    more = fit(ds, run, resume=True, steps2=4, **{**TINY, "sample_every": 2})
+    assert (more["stage"], more["step"]) == (2, 4)
+    with pytest.raises(PgkitError, match="channels"):
+        fit(ds, run, resume=True, channels=16)
+
+
+def test_stage2_alone_starts_from_a_stage1_checkpoint(tmp_path):
+    ds = ToyPairs(16)
+    fit(ds, tmp_path / "s1", "pg2", stage="1", steps1=3, **TINY)
+    assert checkpoint.load_generators(tmp_path / "s1").g2 is None
+    src = tmp_path / "s1" / "checkpoints" / "stage1.pt"
+    out = fit(ds, tmp_path / "s2", "pg2", stage="2", steps2=2, init_from=str(src), **TINY)
+    assert (out["stage"], out["step"], out["global_step"]) == (2, 2, 5)
+    a, b = checkpoint.load_generators(tmp_path / "s1"), checkpoint.load_generators(tmp_path / "s2")
+    for x, y in zip(a.g1.parameters(), b.g1.parameters(), strict=True):
+        assert torch.equal(x, y)
+    from pgprep.errors import PgkitError
+
+    with pytest.raises(PgkitError, match="init-from"):
+        fit(ds, tmp_path / "s3", "pg2", stage="2", steps2=2, **TINY)
+    with pytest.raises(PgkitError, match="channels"):
+        fit(ds, tmp_path / "s4", "pg2", stage="2", steps2=2, init_from=str(src), **{**TINY, "channels": 16})
+    # the same run directory: Stage 1 first, then --resume --stage 2
+    fit(ds, tmp_path / "s1", resume=True, stage="2", steps2=2, **TINY)
+    assert checkpoint.load_generators(tmp_path / "s1").g2 is not None
+
+
+def test_losses_of_the_recipe_match_the_formulas():
+    tr = make_trainer("pg2")
+    b = tr.to_device(batch_of(ToyPairs(8), range(4)))
+    g1_out = tr.g1_output(b)
+    with torch.no_grad():
+        fake = tr.g2(g1_out, b["condition"])
+        d_fake = tr.d(b["condition"], fake)
+        ref_l1 = ((fake - b["target"]).abs() * (1 + b["mask"])).mean()
+        ref_adv = torch.nn.functional.softplus(-d_fake).mean()  # -log sigmoid
+    out = tr.g_step(b, g1_out)
+    assert float(out["l1"]) == pytest.approx(float(ref_l1), rel=1e-5)
+    assert float(out["g_adv"]) == pytest.approx(float(ref_adv), rel=1e-4)
+    assert float(out["g"]) == pytest.approx(float(ref_adv + 50 * ref_l1), rel=1e-5)
+    assert losses.pose_mask_l1(b["target"], b["target"], b["mask"]) == 0
+
+
+def test_cli_help_and_usage_errors(tmp_path):
+    from click.testing import CliRunner
+
+    from pgtrain.cli import main
+
+    r = CliRunner().invoke(main, ["fit", "--help"])
+    assert r.exit_code == 0 and "--preset" in r.output and "pgtrain fit" in r.output
+    r = CliRunner().invoke(main, ["fit", str(tmp_path / "missing"), "-o", str(tmp_path / "r")])
+    assert r.exit_code == 2
+    r = CliRunner().invoke(main, ["fit", str(tmp_path), "-o", str(tmp_path / "r"), "--preset", "nope"])
+    assert r.exit_code == 2
+    r = CliRunner().invoke(main, ["fit", str(tmp_path), "-o", str(tmp_path / "r")])
+    assert r.exit_code == 1 and r.output.strip().startswith("error:") and len(r.output.strip().splitlines()) == 1

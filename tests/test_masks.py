@@ -1,0 +1,207 @@
+"""pgprep masks: masks lie on the person (precision against drawn and synthetic silhouettes),
+inside the image, PNG {0, 255} mirroring the image tree; resume, options, stamps, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from pgprep import skeleton as sk
+from pgprep.geometry import body_mask, read_mask
+from pgprep.masks import mask_path, run_masks
+
+H = W = 64
+
+
+def posed_person(rng: np.random.Generator) -> np.ndarray:
+    """A random standing person inside a 64x64 frame (arms and legs swing)."""
+    cx, top = rng.uniform(22, 42), rng.uniform(4, 8)
+    kp = sk.empty()
+
+    def put(name, x, y):
+        kp[sk.J[name]] = (x, y, 1.0)
+
+    put("nose", cx, top + 4)
+    put("neck", cx, top + 10)
+    for side, s in (("r", -1), ("l", 1)):
+        sx = cx + s * 6
+        put(f"{side}_shoulder", sx, top + 10)
+        ea = rng.uniform(0.1, 1.2)
+        ex, ey = sx + s * 8 * np.sin(ea), top + 10 + 8 * np.cos(ea)
+        put(f"{side}_elbow", ex, ey)
+        wa = ea + rng.uniform(-0.5, 0.5)
+        put(f"{side}_wrist", ex + s * 8 * np.sin(wa), ey + 8 * np.cos(wa))
+        hx = cx + s * 4
+        put(f"{side}_hip", hx, top + 30)
+        ka = rng.uniform(-0.1, 0.35)
+        kx, ky = hx + s * 10 * np.sin(ka), top + 30 + 10 * np.cos(ka)
+        put(f"{side}_knee", kx, ky)
+        put(f"{side}_ankle", kx + s * rng.uniform(-2, 2), ky + 10)
+        put(f"{side}_eye", cx + s * 1.5, top + 3)
+        put(f"{side}_ear", cx + s * 3, top + 4)
+    return kp
+
+
+def draw_silhouette(kp: np.ndarray) -> np.ndarray:
+    """Truth: a body of thick limbs (7 px wide, i.e. thinner than the mask's 9 px disks plus
+    closing), a filled torso and a head disk, as the drawn person's pixels."""
+    sil = np.zeros((H, W), np.uint8)
+    j = sk.J
+    torso = kp[[j["r_shoulder"], j["l_shoulder"], j["l_hip"], j["r_hip"]], :2]
+    cv2.fillConvexPoly(sil, np.rint(torso).astype(np.int32), 1)
+    for a, b in sk.BONES:
+        p, q = np.rint(kp[a, :2]).astype(int), np.rint(kp[b, :2]).astype(int)
+        cv2.line(sil, tuple(map(int, p)), tuple(map(int, q)), 1, 7)
+    cv2.circle(sil, tuple(map(int, np.rint(kp[j["nose"], :2]))), 5, 1, -1)
+    return sil
+
+
+def write_work(work, kps: list[np.ndarray]) -> list[str]:
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "work.json").write_text(json.dumps({"root": str(work), "image_size": [H, W]}))
+    names, recs = [], []
+    for i, kp in enumerate(kps):
+        name = f"img/MEN/Tees/id_{i // 3:08d}/{i % 3 + 1:02d}_1_front.jpg"
+        names.append(name)
+        recs.append({"image": name, "item_id": f"id_{i // 3:08d}", "split": "train",
+                     "status": "train", "width": W, "height": H, "persons": 1, **sk.to_columns(kp)})
+    pd.DataFrame(recs).to_csv(work / "images.csv", index=False)
+    return names
+
+
+def test_masks_on_drawn_people_precision_and_files(tmp_path):
+    rng = np.random.default_rng(0)
+    kps = [posed_person(rng) for _ in range(6)]
+    work = tmp_path / "work"
+    names = write_work(work, kps)
+    s = run_masks(work, jobs=1)
+    assert s["written"] == 6 and s["empty"] == 0 and not s["up_to_date"]
+    rows = pd.read_csv(work / "images.csv").set_index("image")
+    precisions = []
+    for name, kp in zip(names, kps, strict=True):
+        path = mask_path(work, name)
+        assert path == work / "masks" / name.replace(".jpg", ".png")
+        raw = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
+        assert raw.dtype == np.uint8 and raw.shape == (H, W) and set(np.unique(raw)) == {0, 255}
+        m = read_mask(path)
+        # the stored mask is the one computed from the (2-decimal) keypoints of images.csv
+        np.testing.assert_array_equal(m, body_mask(sk.from_columns(rows.loc[name]), (H, W)))
+        sil = draw_silhouette(kp)
+        precisions.append((m & sil).sum() / m.sum())
+        assert (m & sil).sum() / sil.sum() > 0.6  # and it covers most of the body
+    assert min(precisions) >= 0.8, precisions
+
+
+def test_resume_skips_complete_masks_and_options_recompute(tmp_path):
+    rng = np.random.default_rng(1)
+    work = tmp_path / "work"
+    names = write_work(work, [posed_person(rng) for _ in range(4)])
+    run_masks(work, jobs=1)
+    # simulate a run killed half-way: two masks gone, stamp gone
+    for n in names[:2]:
+        mask_path(work, n).unlink()
+    (work / ".pgkit" / "masks.json").unlink()
+    before = mask_path(work, names[3]).stat().st_mtime_ns
+    s = run_masks(work, jobs=1)
+    assert (s["written"], s["skipped_existing"]) == (2, 2)
+    assert mask_path(work, names[3]).stat().st_mtime_ns == before
+    # same inputs again: nothing to do
+    assert run_masks(work, jobs=1)["up_to_date"]
+    # another radius recomputes every mask
+    s = run_masks(work, radius=8, jobs=1)
+    assert s["written"] == 4 and s["skipped_existing"] == 0
+    kp = sk.from_columns(pd.read_csv(work / "images.csv").iloc[0])
+    np.testing.assert_array_equal(read_mask(mask_path(work, names[0])), body_mask(kp, (H, W), radius=8))
+
+
+def test_parallel_equals_serial(tmp_path):
+    rng = np.random.default_rng(2)
+    kps = [posed_person(rng) for _ in range(70)]  # > one chunk of 64
+    a, b = tmp_path / "a", tmp_path / "b"
+    names = write_work(a, kps)
+    write_work(b, kps)
+    run_masks(a, jobs=1)
+    run_masks(b, jobs=2)
+    for n in names[::7]:
+        assert mask_path(a, n).read_bytes() == mask_path(b, n).read_bytes()
+
+
+def synth_precision(root, work) -> tuple[float, float]:
+    """(pooled, worst per-image) fraction of mask pixels on the true silhouette."""
+    truth = pd.read_csv(root / "truth.csv").set_index("image")
+    images = pd.read_csv(work / "images.csv")
+    assert len(images) >= 8
+    hits = total = 0
+    worst = 1.0
+    for name in images["image"]:
+        m = read_mask(mask_path(work, name)).astype(bool)
+        sil = cv2.imread(os.fspath(root / truth.loc[name, "silhouette"]), cv2.IMREAD_GRAYSCALE) > 0
+        assert m.shape == sil.shape  # same size as the image: every mask pixel is inside it
+        hits += int((m & sil).sum())
+        total += int(m.sum())
+        worst = min(worst, (m & sil).sum() / max(m.sum(), 1))
+    return hits / total, worst
+
+
+@pytest.mark.slow
+def test_masks_on_synthetic_people_256px_pg2_defaults(tmp_path):
+    """At the size PG²'s parameters are meant for (256 px, radius 4, 5x5 closing)."""
+    from pgprep.filter import run_filter
+    from pgprep.synth import synthesize
+
+    root, work = tmp_path / "root", tmp_path / "work"
+    synthesize(root, items=4, seed=1, size=256, jobs=1)
+    run_filter(root, root / "pose" / "openpose", work)
+    s = run_masks(work, jobs=1)
+    assert (s["radius"], s["close"]) == (4, 5)
+    pooled, worst = synth_precision(root, work)
+    assert pooled >= 0.8 and worst >= 0.7, (pooled, worst)
+
+
+@pytest.mark.slow
+def test_masks_on_shared_64px_synth_scaled(work_dir, synth_root, tmp_path):
+    """The shared 64 px fixture: its masks exist; with --scale (radius 1) they lie on the people.
+    (PG²'s radius 4 at 64 px would paint limbs 4x too thick: precision ~0.6.)"""
+    import shutil
+
+    images = pd.read_csv(work_dir / "images.csv")
+    assert all(mask_path(work_dir, n).exists() for n in images["image"])
+    work = tmp_path / "work"
+    work.mkdir()
+    for f in ("images.csv", "work.json"):
+        shutil.copy(work_dir / f, work / f)
+    s = run_masks(work, jobs=1, scale=True)
+    assert (s["radius"], s["close"]) == (1, 1)
+    pooled, worst = synth_precision(synth_root, work)
+    assert pooled >= 0.8, (pooled, worst)
+
+
+def test_scaled_options():
+    from pgprep.masks import scaled_options
+
+    assert scaled_options(4, 5, (256, 256)) == (4, 5)
+    assert scaled_options(4, 5, (64, 64)) == (1, 1)
+    assert scaled_options(4, 5, (128, 64)) == (1, 1)
+    assert scaled_options(4, 5, (512, 512)) == (8, 11)  # 10 -> the next odd size
+    assert scaled_options(4, 0, (128, 128)) == (2, 0)
+
+
+def test_cli_masks(tmp_path):
+    from pgprep.cli import main
+
+    rng = np.random.default_rng(3)
+    work = tmp_path / "work"
+    write_work(work, [posed_person(rng) for _ in range(3)])
+    r = CliRunner().invoke(main, ["masks", str(work), "--jobs", "1"])
+    assert r.exit_code == 0, r.output
+    assert "masks written" in r.output and "| 3 " in r.output
+    r = CliRunner().invoke(main, ["masks", str(work), "--jobs", "1"])
+    assert r.exit_code == 0 and "up to date" in r.output
+    r = CliRunner().invoke(main, ["masks", str(work), "--close", "4"])
+    assert r.exit_code == 1 and "odd" in r.output and "Traceback" not in r.output

@@ -1,0 +1,252 @@
+"""pgprep pack: shard planning, both layouts, resumability, unreadable inputs, loky == dask.
+
+The WORK directories are built by hand here (`make_work`), so these tests do not depend on
+the filter / pairs / masks stages; test_shards.py and test_data.py reuse `make_work`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from pgprep import geometry, shards, skeleton
+from pgprep.atomic import file_sha256
+from pgprep.cli import main as pgprep_main
+from pgprep.pack import mask_path, plan_shards, run_pack
+
+# A standing person in a 64x64 frame (x, y), COCO-18 order.
+_BASE = np.array([[32, 10], [32, 16], [26, 16], [24, 24], [23, 31], [38, 16], [40, 24], [41, 31],
+                  [28, 33], [28, 43], [28, 53], [36, 33], [36, 43], [36, 53], [30, 9], [34, 9],
+                  [28, 10], [36, 10]], np.float32)
+
+
+def make_work(base: Path, items: int = 4, views: int = 3, size: int = 64, seed: int = 0,
+              test_items: int = 1, flips: bool = True) -> Path:
+    """A tiny WORK directory: JPEGs under base/root, images.csv, masks, pairs CSVs.
+
+    Item k has `views` images with jittered, partly missing keypoints; pairs are all ordered
+    pairs within an item, and (with `flips`) every pair again with flip = 1. The last
+    `test_items` items form the test split.
+    """
+    rng = np.random.default_rng(seed)
+    root, work = base / "root", base / "work"
+    rows, pairs = [], {"train": [], "test": []}
+    yy, xx = np.mgrid[0:size, 0:size]
+    for k in range(items):
+        item = f"id_{k:08d}"
+        split = "test" if k >= items - test_items else "train"
+        names = []
+        for v in range(views):
+            name = f"img/WOMEN/Tees/{item}/{v + 1:02d}_1_front.jpg"
+            kp = skeleton.empty()
+            kp[:, :2] = _BASE * (size / 64) + rng.normal(0, 2.5, (18, 2)) + [rng.uniform(-4, 4), 0]
+            kp[:, 2] = rng.uniform(0.3, 1.0, 18)
+            kp[rng.random(18) < 0.15, :] = (-1, -1, 0)  # some joints missing
+            kp[[1, 2, 5, 8, 11], 2] = np.maximum(kp[[1, 2, 5, 8, 11], 2], 0.5)
+            kp = skeleton.clean(kp)
+            img = np.stack([(xx * 3 + k * 40) % 256, (yy * 2 + v * 60) % 256,
+                            np.full_like(xx, 90 + 20 * v)], -1).astype(np.uint8)
+            m = geometry.body_mask(kp, (size, size))
+            img[m > 0] = (200 - 30 * v, 60 + 40 * k % 180, 40)
+            img = np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(root / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
+                        [cv2.IMWRITE_JPEG_QUALITY, 90])
+            mp = mask_path(work, name)
+            mp.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(mp), m * 255)
+            rows.append({"image": name, "item_id": item, "split": split, "status": "train",
+                         "width": size, "height": size, "persons": 1, **skeleton.to_columns(kp)})
+            names.append(name)
+        for a in names:
+            for b in names:
+                if a != b:
+                    pairs[split].append({"from": a, "to": b, "flip": 0, "item_id": item})
+                    if flips:
+                        pairs[split].append({"from": a, "to": b, "flip": 1, "item_id": item})
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "work.json").write_text(json.dumps({"root": str(root), "image_size": [size, size]}))
+    pd.DataFrame(rows).to_csv(work / "images.csv", index=False)
+    for split, p in pairs.items():
+        pd.DataFrame(p, columns=["from", "to", "flip", "item_id"]).to_csv(work / f"pairs-{split}.csv", index=False)
+    return work
+
+
+def _pairs(work: Path, split: str) -> pd.DataFrame:
+    return pd.read_csv(work / f"pairs-{split}.csv")
+
+
+def test_compact_shards_hold_whole_items_and_the_right_bytes(tmp_path):
+    work = make_work(tmp_path, items=5, views=3)
+    out = tmp_path / "shards"
+    s = run_pack(work, out, jobs=1, max_pairs=20)  # 12 pairs per item -> one item per shard
+    index = json.loads((out / "index.json").read_text())
+    assert index["format"] == "pgkit-shards" and index["version"] == 1 and index["layout"] == "compact"
+    assert index["image_size"] == [64, 64] and index["pose"] == {"kind": "disk", "radius": 4.0, "sigma": 6.0}
+    assert s["pairs"] == {"train": 48, "test": 12} and s["removed"] == []
+    assert [e["file"] for e in index["shards"]] == [f"train-{k:05d}.h5" for k in range(4)] + ["test-00000.h5"]
+    images = pd.read_csv(work / "images.csv")
+    root = Path(json.loads((work / "work.json").read_text())["root"])
+    seen_items = set()
+    for e in index["shards"]:
+        assert file_sha256(out / e["file"]) == e["sha256"]
+        with h5py.File(out / e["file"], "r") as f:
+            names = [n.decode() for n in f["images/name"][:]]
+            items = {images.set_index("image").loc[n, "item_id"] for n in names}
+            assert len(items) == 1 and not (items & seen_items)  # whole items, each once
+            seen_items |= items
+            assert f.attrs["pairs"] == e["pairs"] == 12 and f.attrs["images"] == 3
+            assert json.loads(f.attrs["joints"]) == list(skeleton.JOINTS)
+            for j, n in enumerate(names):  # the original file bytes, untouched
+                assert f["images/jpeg"][j].tobytes() == (root / n).read_bytes()
+                want = geometry.read_mask(mask_path(work, n))
+                got = np.unpackbits(f["images/mask"][j], axis=-1, count=64)
+                np.testing.assert_array_equal(got, want)
+                want_kp = skeleton.from_columns(images.set_index("image").loc[n])
+                np.testing.assert_array_equal(f["images/keypoints"][j], want_kp)
+            got_pairs = {(names[a], names[b], int(fl)) for a, b, fl in
+                         zip(f["pairs/from"][:], f["pairs/to"][:], f["pairs/flip"][:], strict=True)}
+            csv = _pairs(work, e["split"])
+            want = {(r["from"], r["to"], r["flip"]) for _, r in csv.iterrows() if r["from"] in names}
+            assert got_pairs == want
+
+
+def test_plan_cuts_on_pairs_and_on_bytes(tmp_path):
+    pairs = [(f"a{k}", f"b{k}", 0, f"item{k // 3}") for k in range(12)]  # 4 items of 3 pairs
+    groups = plan_shards(pairs, "train", "compact", tmp_path, (64, 64), max_pairs=7, max_bytes=1 << 30)
+    assert [len(g) for g in groups] == [6, 6]
+    dense = plan_shards(pairs, "train", "dense", tmp_path, (64, 64), max_pairs=100,
+                        max_bytes=64 * 64 * 25 * 4 * 3)  # one item's worth of bytes
+    assert [len(g) for g in dense] == [3, 3, 3, 3]
+    big = plan_shards(pairs, "train", "compact", tmp_path, (64, 64), max_pairs=2, max_bytes=1 << 30)
+    assert [len(g) for g in big] == [3, 3, 3, 3]  # an item is never split
+
+
+def test_rerun_is_a_no_op_and_a_change_rewrites_only_its_shard(tmp_path):
+    work = make_work(tmp_path, items=3, views=2)
+    out = tmp_path / "shards"
+    first = run_pack(work, out, jobs=1, max_pairs=4)
+    assert first["written"] == 3 and not first["up_to_date"]
+    again = run_pack(work, out, jobs=1, max_pairs=4)
+    assert again["up_to_date"] and again["written"] == 0
+    # touch one image of item 0: only the shard holding item 0 is rebuilt
+    name = pd.read_csv(work / "images.csv")["image"][0]
+    root = Path(json.loads((work / "work.json").read_text())["root"])
+    os.utime(root / name, ns=(time.time_ns(), time.time_ns() + 10**9))
+    third = run_pack(work, out, jobs=1, max_pairs=4)
+    assert third["written"] == 1 and third["skipped"] == 2
+
+
+def test_unreadable_inputs_are_reported_with_their_pairs_and_never_written(tmp_path):
+    work = make_work(tmp_path, items=3, views=3, flips=False)
+    root = Path(json.loads((work / "work.json").read_text())["root"])
+    names = pd.read_csv(work / "images.csv")["image"].tolist()
+    data = (root / names[0]).read_bytes()
+    (root / names[0]).write_bytes(data[: len(data) // 2])  # truncated JPEG
+    mask_path(work, names[4]).unlink()  # missing mask
+    r = CliRunner().invoke(pgprep_main, ["pack", str(work), "-o", str(tmp_path / "s"), "-j", "1"])
+    assert r.exit_code == 0, r.output
+    index = json.loads((tmp_path / "s" / "index.json").read_text())
+    removed = {x["image"]: x for x in index["removed"]}
+    assert set(removed) == {names[0], names[4]}
+    assert "truncated" in removed[names[0]]["reason"] and "mask" in removed[names[4]]["reason"]
+    assert removed[names[0]]["pairs"] == 4 and removed[names[4]]["pairs"] == 4  # 2 as from + 2 as to
+    assert "removed 2 unreadable input(s) and 8 pair(s)" in r.output
+    assert index["splits"]["train"]["pairs"] == 12 - 8 and index["splits"]["test"]["pairs"] == 6
+    with h5py.File(tmp_path / "s" / "train-00000.h5", "r") as f:
+        stored = {n.decode() for n in f["images/name"][:]}
+    assert names[0] not in stored and names[4] not in stored
+
+
+@pytest.mark.slow
+def test_sigkill_part_way_then_rerun_completes_and_verifies(tmp_path):
+    work = make_work(tmp_path, items=24, views=2, size=96, flips=True)
+    out = tmp_path / "shards"
+    env = {**os.environ, "PGKIT_NO_PROGRESS": "1"}
+    cmd = [sys.executable, "-m", "pgprep", "pack", str(work), "-o", str(out), "--layout", "dense",
+           "-j", "1", "--max-pairs", "4"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while not list(out.glob("train-*.h5")) and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "index.json").exists()  # killed before the end: nothing looks complete
+    finished = len(list(out.glob("train-*.h5")))
+    assert 1 <= finished < 23
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    complete = int(re.search(r"(\d+) already complete", r.stdout).group(1))
+    assert complete in (finished - 1, finished)  # one may have been renamed before its sidecar
+    assert not list(out.glob(".*.tmp"))
+    v = subprocess.run([sys.executable, "-m", "pgprep", "verify", str(out)], capture_output=True, text=True)
+    assert v.returncode == 0, v.stderr
+    index = json.loads((out / "index.json").read_text())
+    assert index["splits"]["train"]["pairs"] == 23 * 4 and index["splits"]["test"]["pairs"] == 4
+
+
+@pytest.mark.slow
+def test_dask_backend_writes_the_same_bytes_as_loky(tmp_path):
+    work = make_work(tmp_path, items=4, views=2)
+    a = run_pack(work, tmp_path / "loky", jobs=2, backend="loky", max_pairs=4)
+    b = run_pack(work, tmp_path / "dask", jobs=1, backend="dask", max_pairs=4,
+                 cluster_options={"processes": False})
+    assert a["shards"] == b["shards"] == 4
+    ia = json.loads((tmp_path / "loky" / "index.json").read_text())
+    ib = json.loads((tmp_path / "dask" / "index.json").read_text())
+    assert ia["shards"] == ib["shards"]
+    for e in ia["shards"]:
+        assert (tmp_path / "loky" / e["file"]).read_bytes() == (tmp_path / "dask" / e["file"]).read_bytes()
+
+
+def test_pack_command_says_when_there_is_nothing_to_do(tmp_path):
+    work = make_work(tmp_path, items=2, views=2)
+    args = ["pack", str(work), "-o", str(tmp_path / "s"), "-j", "1"]
+    r1 = CliRunner().invoke(pgprep_main, args)
+    assert r1.exit_code == 0 and "2 written" in r1.output, r1.output
+    r2 = CliRunner().invoke(pgprep_main, args)
+    assert r2.exit_code == 0 and "up to date, nothing to do" in r2.output
+    bad = CliRunner().invoke(pgprep_main, ["pack", str(tmp_path), "-o", str(tmp_path / "t")])
+    assert bad.exit_code == 1 and "work.json" in bad.output
+
+
+def test_dense_shard_holds_the_seed_example(tmp_path):
+    work = make_work(tmp_path, items=2, views=2)
+    run_pack(work, tmp_path / "d", layout="dense", jobs=1)
+    root = Path(json.loads((work / "work.json").read_text())["root"])
+    images = pd.read_csv(work / "images.csv").set_index("image")
+    with h5py.File(tmp_path / "d" / "train-00000.h5", "r") as f:
+        assert f["condition"].shape == (4, 64, 64, 3) and f["pose"].shape == (4, 64, 64, 18)
+        assert f["mask"].shape == (4, 64, 64, 1) and f["condition"].dtype == np.float32
+        for i in range(4):
+            a, b, flip = f["from"][i].decode(), f["to"][i].decode(), bool(f["flip"][i])
+            cond = geometry.read_rgb(root / a)
+            kp = skeleton.from_columns(images.loc[b])
+            if flip:  # independent reference: mirror with cv2, flip keypoints by hand
+                cond = cv2.flip(cond, 1)
+                kp = kp[skeleton.FLIP_PERM]
+                kp[skeleton.present(kp), 0] = 63 - kp[skeleton.present(kp), 0]
+            np.testing.assert_array_equal(f["condition"][i], (cond.astype(np.float32) - 127.5) / 127.5)
+            ok = skeleton.present(kp)
+            yy, xx = np.mgrid[0:64, 0:64]
+            for j in range(18):
+                want = np.full((64, 64), -1.0, np.float32)
+                if ok[j]:
+                    want[(yy - kp[j, 1]) ** 2 + (xx - kp[j, 0]) ** 2 <= 16] = 1.0
+                np.testing.assert_array_equal(f["pose"][i, ..., j], want)
+            assert set(np.unique(f["mask"][i])) <= {0.0, 1.0}
+    assert shards.verify(tmp_path / "d") == []

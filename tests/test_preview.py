@@ -1,0 +1,116 @@
+"""pgprep preview: the contact sheet shows each sampled pair with flips applied as the trainer
+sees them (mirrored images, L/R-swapped skeleton, mirrored mask), and the CLI writes a PNG."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+from click.testing import CliRunner
+
+from pgprep import draw
+from pgprep import skeleton as sk
+from pgprep.geometry import encode_jpeg, read_rgb
+from pgprep.masks import run_masks
+from pgprep.pairs import run_pairs
+from pgprep.preview import contact_sheet, load_example, sample_pairs
+
+H = W = 48
+
+
+def tiny_person(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """An asymmetric stick person on grey (a red right arm raised) and its keypoints."""
+    rng = np.random.default_rng(seed)
+    cx = rng.uniform(18, 30)
+    kp = sk.empty()
+    pts = {"nose": (cx, 6), "neck": (cx, 11), "r_shoulder": (cx - 5, 11), "r_elbow": (cx - 9, 6),
+           "r_wrist": (cx - 11, 1 + seed % 3), "l_shoulder": (cx + 5, 11), "l_elbow": (cx + 6, 19),
+           "l_wrist": (cx + 6, 26), "r_hip": (cx - 3, 26), "r_knee": (cx - 4, 35),
+           "r_ankle": (cx - 4, 44), "l_hip": (cx + 3, 26), "l_knee": (cx + 4, 35), "l_ankle": (cx + 4, 44)}
+    for name, (x, y) in pts.items():
+        kp[sk.J[name]] = (x, y, 1.0)
+    img = np.full((H, W, 3), 128, np.uint8)
+    for a, b in sk.BONES:
+        if kp[a, 2] > 0 and kp[b, 2] > 0:
+            colour = (220, 30, 30) if "r_" in sk.JOINTS[a] + sk.JOINTS[b] else (30, 30, 220)
+            cv2.line(img, tuple(int(v) for v in kp[a, :2]), tuple(int(v) for v in kp[b, :2]), colour, 3)
+    return img, kp
+
+
+def make_work(tmp_path):
+    root, work = tmp_path / "root", tmp_path / "work"
+    work.mkdir()
+    recs = []
+    for i in range(8):
+        item = f"id_{i // 4:08d}"
+        name = f"img/WOMEN/Dresses/{item}/{i % 4 + 1:02d}_1_front.jpg"
+        img, kp = tiny_person(i)
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(encode_jpeg(img, quality=100))
+        recs.append({"image": name, "item_id": item, "split": "train" if i < 4 else "test",
+                     "status": "train", "width": W, "height": H, "persons": 1, **sk.to_columns(kp)})
+    pd.DataFrame(recs).to_csv(work / "images.csv", index=False)
+    (work / "work.json").write_text(json.dumps({"root": str(root), "image_size": [H, W]}))
+    run_pairs(work, seed=0)
+    run_masks(work, jobs=1)
+    return root, work
+
+
+def test_sheet_cells_show_pairs_with_flips(tmp_path):
+    root, work = make_work(tmp_path)
+    pairs = sample_pairs(work, "train", 6, seed=2)
+    assert len(pairs) == 6
+    sheet = contact_sheet(work, n=6, split="train", seed=2)
+    # the layout of pgprep.draw.grid: label band on top, row labels on the left, 2 px padding
+    top, left, pad = max(12, min(24, W // 6)), max(40, int(W * 0.6)), 2
+    assert sheet.shape == (top + 6 * (H + pad) + pad, left + 4 * (W + pad) + pad, 3)
+    assert pairs["flip"].nunique() == 2  # the sample shows both kinds of row
+    images = pd.read_csv(work / "images.csv").set_index("image", drop=False)
+    for r, (src, dst, flip) in enumerate(pairs[["from", "to", "flip"]].itertuples(index=False)):
+        y = top + pad + r * (H + pad)
+
+        def cell(c, y=y):
+            x = left + pad + c * (W + pad)
+            return sheet[y:y + H, x:x + W]
+
+        cond, target = read_rgb(root / src), read_rgb(root / dst)
+        if flip:
+            cond, target = cond[:, ::-1], target[:, ::-1]
+        np.testing.assert_array_equal(cell(0), cond)
+        np.testing.assert_array_equal(cell(1), target)
+        kp = sk.from_columns(images.loc[dst])
+        kp = sk.flip(kp, W) if flip else kp
+        np.testing.assert_array_equal(cell(2), draw.skeleton_image(kp, (H, W)))
+        # the mask overlay tints exactly the mask's pixels of the (flipped) target
+        tinted = np.any(cell(3) != target, axis=-1)
+        ex = load_example(work, root, images, src, dst, bool(flip))
+        assert tinted.sum() > 0 and not (tinted & (ex["mask"] == 0)).any()
+
+
+def test_flipped_example_skeleton_keeps_right_side_on_image_left(tmp_path):
+    root, work = make_work(tmp_path)
+    images = pd.read_csv(work / "images.csv").set_index("image", drop=False)
+    name = images["image"].iloc[0]
+    plain = load_example(work, root, images, name, name, False)
+    flipped = load_example(work, root, images, name, name, True)
+    np.testing.assert_array_equal(flipped["mask"], plain["mask"][:, ::-1])
+    np.testing.assert_array_equal(flipped["target"], plain["target"][:, ::-1])
+    # the raised arm (person's right, image left) is the person's LEFT arm after mirroring
+    rw, lw = sk.J["r_wrist"], sk.J["l_wrist"]
+    assert flipped["keypoints"][lw, 1] == plain["keypoints"][rw, 1]
+    assert flipped["keypoints"][lw, 0] == W - 1 - plain["keypoints"][rw, 0]
+
+
+def test_cli_preview_writes_png(tmp_path):
+    from pgprep.cli import main
+
+    _, work = make_work(tmp_path)
+    out = tmp_path / "sheet.png"
+    r = CliRunner().invoke(main, ["preview", str(work), "-o", str(out), "-n", "4", "--cell", "64"])
+    assert r.exit_code == 0, r.output
+    img = read_rgb(out)
+    assert img.shape[1] == max(40, int(64 * 0.6)) + 4 * 66 + 2 and img.std() > 10
+    r = CliRunner().invoke(main, ["preview", str(tmp_path / "missing"), "-o", str(out)])
+    assert r.exit_code == 1 and "missing" in r.output
