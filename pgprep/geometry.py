@@ -104,7 +104,7 @@ def pose_maps(kp: np.ndarray, size: tuple[int, int], kind: str = "disk", radius:
     kp = kp.reshape(-1, skeleton.N_JOINTS, 3)
     n = kp.shape[0]
     h, w = int(size[0]), int(size[1])
-    ok = skeleton.present(kp)  # (N, 18)
+    ok = skeleton.present(kp) & np.isfinite(kp[..., :2]).all(axis=-1)  # (N, 18)
     if kind == "disk":
         out = np.full((n, skeleton.N_JOINTS, h, w), -1.0, np.float32)
         b, j = np.nonzero(ok)
@@ -125,6 +125,7 @@ def pose_maps(kp: np.ndarray, size: tuple[int, int], kind: str = "disk", radius:
         xs = np.arange(w, dtype=np.float32)
         gy = np.exp((ys[None, None, :] - kp[..., 1, None]) ** 2 * k)  # (N, 18, H)
         gx = np.exp((xs[None, None, :] - kp[..., 0, None]) ** 2 * k)  # (N, 18, W)
+        gx = np.where(ok[..., None], gx, 0.0).astype(np.float32)  # no inf * 0 = nan
         gy = np.where(ok[..., None], 2.0 * gy, 0.0).astype(np.float32)  # missing: 0 - 1 = -1
         # 2 gy gx - 1 as one batched matmul with inner size 2: [2gy, -1] @ [gx; 1]; a single
         # pass over the output instead of a product and a subtraction.
@@ -142,7 +143,7 @@ def limb_points(kp: np.ndarray, radius: float = 4.0) -> np.ndarray:
     """Centres of PG²'s disks, (P, 2) x, y: for each of the 23 limbs with both ends present,
     both ends and the int(len / radius) - 1 evenly spaced points between them."""
     kp = np.asarray(kp, np.float32)
-    ok = skeleton.present(kp)
+    ok = skeleton.present(kp) & np.isfinite(kp[:, :2]).all(axis=-1)
     pts = []
     for a, b in skeleton.LIMBS:
         if not (ok[a] and ok[b]):

@@ -27,6 +27,7 @@ STAGE = "masks"
 MASK_DIR = "masks"
 OPTIONS_FILE = ".options.json"  # inside WORK/masks: the options the present masks were made with
 CHUNK = 64
+PARALLEL_MIN = 2000  # jobs=None: in-process below this many images
 PG2_SIZE = 256  # PG²'s radius 4 and 5x5 closing are meant for 256x256 DeepFashion images
 
 
@@ -69,7 +70,7 @@ def run_masks(work: str | os.PathLike, radius: int = 4, close: int = 5, jobs: in
 
     `radius`: disk radius in px (PG² trains with 4); `close`: side of the square used for the
     dilation-then-erosion (0 = none); `jobs`: worker processes (None = all cores, 1 = in this
-    process); `scale`: scale radius and close from PG²'s 256 px to the image size of
+    process; None runs in-process below 2,000 images); `scale`: scale radius and close from PG²'s 256 px to the image size of
     work.json (`scaled_options`; for small sets such as 64 px demos). Image sizes come from
     images.csv (`width`, `height`), else work.json.
     """
@@ -112,7 +113,8 @@ def run_masks(work: str | os.PathLike, radius: int = 4, close: int = 5, jobs: in
     chunks = [slice(i, i + CHUNK) for i in range(0, len(names), CHUNK)]
     args = [(os.fspath(work), names[c], kps[c], sizes[c], int(radius), int(close), skip_existing)
             for c in chunks]
-    n_jobs = (os.cpu_count() or 1) if jobs is None else max(1, int(jobs))
+    # ~2 ms per 256 px mask: below a few thousand images, starting workers costs more than it saves
+    n_jobs = ((os.cpu_count() or 1) if len(names) >= PARALLEL_MIN else 1) if jobs is None else max(1, int(jobs))
     if len(chunks) <= 1:
         n_jobs = 1
     totals = np.zeros(4)
@@ -143,7 +145,7 @@ def run_masks(work: str | os.PathLike, radius: int = 4, close: int = 5, jobs: in
 @click.option("--scale", is_flag=True,
               help="Scale --radius and --close from PG²'s 256 px to this set's image size.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-              help="Worker processes (default: all cores).")
+              help="Worker processes (default: all cores from 2,000 images on, else 1).")
 @click.option("--force", is_flag=True, help="Recompute every mask even if the stage looks done.")
 def command(work, radius, close, scale, jobs, force):
     """Write PG²'s body mask of every kept image to WORK/masks/ (uint8 PNG, 0 or 255).

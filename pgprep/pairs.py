@@ -322,7 +322,10 @@ def run_pairs(work: str | os.PathLike, seed: int = 0, min_distance: float = DEFA
                           "images_with_flips": n_images * (2 if flip and split == "train" else 1),
                           "items": int(images.loc[images["split"] == split, "item_id"].nunique()),
                           "candidate_pairs": candidates, "dropped_non_different": dropped,
-                          "dropped_by_cap": capped, "pairs": int(a.size)}
+                          "dropped_by_cap": capped, "pairs": int(a.size),
+                          # the seed's "57,520 train images after flip and removing
+                          # non-different pairs": distinct (image, flip) in the written pairs
+                          "images_in_pairs": int(np.unique(np.r_[a * 2 + flips, b * 2 + flips]).size)}
     # assert, not assume: the written pairs never share an identity across the split
     item_of = dict(zip(images["image"], items, strict=True))
     pair_items = {s: {item_of[n] for n in pd.concat([frames[s]["from"], frames[s]["to"]])}
@@ -344,12 +347,12 @@ def summary_rows(summary: dict) -> list[list]:
     for split in SPLITS:
         s = summary[split]
         rows.append([split, s["items"], s["images"], s["images_with_flips"], s["candidate_pairs"],
-                     s["dropped_non_different"], s["dropped_by_cap"], s["pairs"]])
+                     s["dropped_non_different"], s["dropped_by_cap"], s["pairs"], s["images_in_pairs"]])
     return rows
 
 
 SUMMARY_HEADERS = ["split", "items", "images", "images incl. flips", "candidate pairs",
-                   "dropped non-different", "dropped by cap", "pairs written"]
+                   "dropped non-different", "dropped by cap", "pairs written", "images in pairs"]
 
 
 @click.command("pairs")
@@ -388,7 +391,8 @@ def command(work, seed, min_distance, max_per_item, flip, import_test, import_tr
 
     \b
     Output (stdout): a table of items, images (and with flips), candidate pairs,
-    pairs dropped as non-different or by the cap, and pairs written, per split.
+    pairs dropped as non-different or by the cap, pairs written, and the images
+    (flipped copies counted apart) that appear in a written pair, per split.
     A rerun with unchanged inputs and options does nothing and says so.
     """
     summary = run_pairs(work, seed=seed, min_distance=min_distance, max_per_item=max_per_item,

@@ -63,7 +63,7 @@ def run_demo(out: str | Path, size: DemoSize = DemoSize(), jobs: int | None = No
     stage("synth", synthesize, root, items=size.items, seed=size.seed, size=size.size, jobs=jobs)
     stage("filter", run_filter, root, root / "pose" / "openpose", work)
     stage("pairs", run_pairs, work, seed=size.seed)
-    stage("masks", run_masks, work, jobs=jobs)
+    stage("masks", run_masks, work, jobs=jobs, scale=True)
     stage("pack", run_pack, work, shards, layout="compact", jobs=jobs)
     stage("fit", fit, shards, run, preset=size.preset, channels=size.channels,
           batch_size=size.batch_size, steps1=size.steps1, steps2=size.steps2, lr=size.lr,

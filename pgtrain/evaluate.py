@@ -226,10 +226,10 @@ def table_rows(report: dict, label_prefix: str = "", rows=None) -> list[list]:
 
 def _cell(vals: dict, key: str):
     v = vals.get(key)
+    if key == "psnr" and vals.get("psnr_infinite"):
+        return "inf" if v is None else f"{v:.4g} (+{vals['psnr_infinite']} inf)"
     if v is None:
         return None
-    if key == "psnr" and vals.get("psnr_infinite"):
-        return "inf" if vals.get("psnr") is None else f"{v:.4g} (+{vals['psnr_infinite']} inf)"
     if key == "is" and vals.get("is_std") is not None:
         return f"{v:.3f} ± {vals['is_std']:.3f}"
     return round(float(v), 4)

@@ -34,7 +34,7 @@ def work_dir(synth_root, tmp_path_factory):
     work = tmp_path_factory.mktemp("work") / "work"
     run_filter(synth_root, synth_root / "pose" / "openpose", work)
     run_pairs(work, seed=0)
-    run_masks(work, jobs=1)
+    run_masks(work, jobs=1, scale=True)
     return work
 
 

@@ -100,6 +100,11 @@ def test_torch_pose_maps_match_the_numpy_reference():
         ref = geometry.pose_maps(kp, (64, 48), kind, **kw)
         got = pose_maps_torch(torch.from_numpy(kp), (64, 48), kind, **kw).numpy()
         assert np.abs(got - ref).max() <= 1e-6, kind
+    # one skeleton, joints on and beyond the borders, far away, and on exact pixel centres
+    one = skeleton.empty()
+    one[:6] = [[0, 0, 1], [47, 63, 1], [-4.5, 10, 1], [52, 70, 1], [1e6, 5, 1], [20, 30, 1]]
+    np.testing.assert_array_equal(pose_maps_torch(torch.from_numpy(one), (64, 48)).numpy(),
+                                  geometry.pose_maps(one, (64, 48)))
 
 
 def test_dataset_can_render_other_pose_settings(dirs):
@@ -107,3 +112,15 @@ def test_dataset_can_render_other_pose_settings(dirs):
     raw = PairDataset(dirs / "dense", raw=True)
     kp = raw[3]["keypoints"].numpy()
     np.testing.assert_allclose(ds[3]["pose"].numpy(), geometry.pose_maps(kp, (40, 40), "gaussian", sigma=6.0))
+
+
+@pytest.mark.slow
+def test_the_pipeline_fixture_packs_every_csv_pair(work_dir, shards_dir):
+    import pandas as pd
+
+    for split in ("train", "test"):
+        ds = PairDataset(shards_dir, split=split, raw=True)
+        csv = pd.read_csv(work_dir / f"pairs-{split}.csv")
+        got = sorted((ds[i]["from"], ds[i]["to"], ds[i]["flip"]) for i in range(len(ds)))
+        want = sorted(zip(csv["from"], csv["to"], csv["flip"].astype(bool), strict=True))
+        assert got == want

@@ -207,3 +207,16 @@ def test_body_mask_matches_pixel_loop_and_skimage_closing():
     np.testing.assert_array_equal(g.body_mask(kp, (64, 64), radius=4, close=5), ref)
     with pytest.raises(ValueError, match="odd"):
         g.body_mask(kp, (64, 64), close=4)
+
+
+def test_non_finite_joints_count_as_missing():
+    kp = person()
+    kp[sk.J["r_wrist"], 0] = np.inf
+    kp[sk.J["l_wrist"], 1] = np.nan
+    for kind in ("disk", "gaussian"):
+        m = g.pose_maps(kp, (64, 64), kind)
+        assert np.isfinite(m).all()
+        assert (m[sk.J["r_wrist"]] == -1).all() and (m[sk.J["l_wrist"]] == -1).all()
+    ok = kp.copy()
+    ok[[sk.J["r_wrist"], sk.J["l_wrist"]]] = (-1, -1, 0)
+    np.testing.assert_array_equal(g.body_mask(kp, (64, 64)), g.body_mask(ok, (64, 64)))

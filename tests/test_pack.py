@@ -201,16 +201,24 @@ def test_sigkill_part_way_then_rerun_completes_and_verifies(tmp_path):
 
 @pytest.mark.slow
 def test_dask_backend_writes_the_same_bytes_as_loky(tmp_path):
+    from distributed import LocalCluster
+
     work = make_work(tmp_path, items=4, views=2)
     a = run_pack(work, tmp_path / "loky", jobs=2, backend="loky", max_pairs=4)
+    # a LocalCluster started by pack itself (in-process worker, TCP on loopback) ...
     b = run_pack(work, tmp_path / "dask", jobs=1, backend="dask", max_pairs=4,
                  cluster_options={"processes": False})
-    assert a["shards"] == b["shards"] == 4
+    # ... and a running scheduler reached by its address, as on a real cluster
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                      host="127.0.0.1", dashboard_address=None) as cluster:
+        c = run_pack(work, tmp_path / "remote", backend="dask", scheduler=cluster.scheduler_address,
+                     max_pairs=4)
+    assert a["shards"] == b["shards"] == c["shards"] == 4 and c["written"] == 4
     ia = json.loads((tmp_path / "loky" / "index.json").read_text())
-    ib = json.loads((tmp_path / "dask" / "index.json").read_text())
-    assert ia["shards"] == ib["shards"]
-    for e in ia["shards"]:
-        assert (tmp_path / "loky" / e["file"]).read_bytes() == (tmp_path / "dask" / e["file"]).read_bytes()
+    for other in ("dask", "remote"):
+        assert json.loads((tmp_path / other / "index.json").read_text())["shards"] == ia["shards"]
+        for e in ia["shards"]:
+            assert (tmp_path / "loky" / e["file"]).read_bytes() == (tmp_path / other / e["file"]).read_bytes()
 
 
 def test_pack_command_says_when_there_is_nothing_to_do(tmp_path):

@@ -108,6 +108,7 @@ def test_pair_counts_closed_form_and_no_leak(tmp_path):
     assert s["train"]["images"] == 8 and s["train"]["images_with_flips"] == 16
     assert s["test"]["images_with_flips"] == 7
     assert s["train"]["dropped_non_different"] == 0
+    assert s["train"]["images_in_pairs"] == 14  # (3 + 4) images x 2 flips; the lone image unused
     assert (tr["flip"] == 1).sum() == n_train and (te["flip"] == 0).all()
     images = pd.read_csv(work / "images.csv", dtype={"item_id": str}).set_index("image")
     for split, frame in (("train", tr), ("test", te)):
@@ -261,8 +262,9 @@ def test_cli_table_and_rerun_message(tmp_path):
     assert r.exit_code == 0, r.output
     assert "dropped non-different" in r.output and "| train" in r.output
     table = [" ".join(line.split()) for line in r.output.splitlines()]
-    assert "| train | 3 | 8 | 16 | 18 | 0 | 0 | 36 |" in table  # 18 pairs, twice with flips
-    assert "| test | 2 | 7 | 7 | 22 | 0 | 0 | 22 |" in table
+    # 18 pairs, twice with flips; the single-image item's image is in no pair: 2 x 7 images used
+    assert "| train | 3 | 8 | 16 | 18 | 0 | 0 | 36 | 14 |" in table
+    assert "| test | 2 | 7 | 7 | 22 | 0 | 0 | 22 | 7 |" in table
     r = CliRunner().invoke(main, ["pairs", str(work), "--min-distance", "0"])
     assert r.exit_code == 0 and "up to date" in r.output
     r = CliRunner().invoke(main, ["pairs", str(tmp_path / "nowhere")])

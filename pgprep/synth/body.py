@@ -45,8 +45,7 @@ class Body:
     head_rz: float
     upper_arm: float
     forearm: float
-    thigh: float
-    shin: float
+    thigh: float  # the shin reaches from the knee to the ankle at y = 0.955
     neck_y: float = 0.178
     shoulder_y: float = 0.19
     hip_y: float = 0.475
@@ -66,7 +65,7 @@ def sample_body(rng: np.random.Generator, female: bool) -> Body:
         r_upper_arm=0.030 * thick, r_forearm=0.024 * thick, r_thigh=0.052 * thick,
         r_shin=0.035 * thick, r_neck=0.026 + 0.004 * (not female),
         head_rx=u(0.049, 0.055), head_ry=u(0.062, 0.067), head_rz=u(0.056, 0.062),
-        upper_arm=u(0.165, 0.18), forearm=u(0.14, 0.155), thigh=u(0.235, 0.25), shin=0.0,
+        upper_arm=u(0.165, 0.18), forearm=u(0.14, 0.155), thigh=u(0.235, 0.25),
     )
 
 
@@ -98,14 +97,14 @@ def sample_pose(rng: np.random.Generator, view: str) -> Pose:
     u = rng.uniform
     arms = []
     style = rng.choice(["hang", "hang", "relaxed", "hip", "bent", "wide"])
-    for side in range(2):
+    for _side in range(2):
         s = style if rng.random() < 0.75 else rng.choice(["hang", "relaxed", "bent"])
         if s == "hang":
             a = (r(u(5, 14)), r(u(-8, 12)), r(u(0, 20)), r(u(0, 30)))
         elif s == "relaxed":
             a = (r(u(8, 22)), r(u(-5, 20)), r(u(15, 45)), r(u(0, 40)))
         elif s == "hip":
-            a = (r(u(35, 50)), r(u(-15, 5)), r(u(95, 125)), r(u(70, 90)))
+            a = (r(u(38, 50)), r(u(-8, 4)), r(u(72, 92)), r(u(84, 90)))
         elif s == "bent":
             a = (r(u(6, 18)), r(u(5, 30)), r(u(60, 100)), r(u(30, 70)))
         else:  # wide

@@ -22,10 +22,9 @@ SHIFT = 4  # cv2 fixed-point bits: sub-pixel precise shapes
 ONE = 1 << SHIFT
 
 # materials (low 4 bits of the map)
-SKIN, HAIR, UPPER, LOWER, SHOES, PRINT, EYES, LIPS, COLLAR = range(1, 10)
+SKIN, HAIR, UPPER, LOWER, SHOES, PRINT, EYES, LIPS, COLLAR, BROWS = range(1, 11)
 # parts (high 4 bits): boundaries between different parts are darkened
-HEAD, NECK, TORSO, PELVIS, R_UARM, R_FARM, L_UARM, L_FARM = range(1, 9)
-R_THIGH, R_SHIN, L_THIGH, L_SHIN, HAIRP, R_FOOT, L_FOOT = range(9, 16)
+HEAD, NECK, TORSO, PELVIS, R_ARM, L_ARM, R_LEG, L_LEG, HAIRP, R_FOOT, L_FOOT = range(1, 12)
 
 _CIRCLE = np.stack([np.cos(np.linspace(0, 2 * np.pi, 14, endpoint=False)),
                     np.sin(np.linspace(0, 2 * np.pi, 14, endpoint=False))], axis=1)
@@ -82,7 +81,7 @@ class Canvas:
 def _arm(cv: Canvas, pr: np.ndarray, b: Body, look: Look, s: float, side: str) -> None:
     pre = side + "_"
     sho, elb, wri, hand = (pr[P[pre + n]] for n in ("shoulder", "elbow", "wrist", "hand"))
-    ua, fa = (R_UARM, R_FARM) if side == "r" else (L_UARM, L_FARM)
+    ua = fa = R_ARM if side == "r" else L_ARM
     rua, rfa = b.r_upper_arm * s, b.r_forearm * s
     cv.capsule(wri, hand, 0.8 * rfa, 0.75 * rfa, SKIN, fa)
     if look.sleeves == "long":
@@ -94,13 +93,14 @@ def _arm(cv: Canvas, pr: np.ndarray, b: Body, look: Look, s: float, side: str) -
         cv.capsule(elb, wri, rfa, rfa * 0.75, SKIN, fa)
         if look.sleeves == "short":
             end = sho + 0.5 * (elb - sho)
-            cv.capsule(sho, end, rua * 1.3, rua * 1.25, UPPER, ua)
+            cv.capsule(sho, end, rua * 1.18, rua * 1.22, UPPER, ua)
 
 
 def _leg(cv: Canvas, pr: np.ndarray, b: Body, look: Look, s: float, side: str) -> None:
     pre = side + "_"
     hip, kne, ank, toe = (pr[P[pre + n]] for n in ("hip", "knee", "ankle", "toe"))
-    th, sh, ft = (R_THIGH, R_SHIN, R_FOOT) if side == "r" else (L_THIGH, L_SHIN, L_FOOT)
+    th, ft = (R_LEG, R_FOOT) if side == "r" else (L_LEG, L_FOOT)
+    sh = th
     rth, rsh = b.r_thigh * s, b.r_shin * s
     shoe = lambda: cv.capsule(ank, toe, 0.75 * rsh, 0.62 * rsh, SHOES, ft)  # noqa: E731
     if toe[2] < ank[2]:
@@ -126,7 +126,7 @@ def _front_polygon(view: View, pts_local: np.ndarray, z: float) -> np.ndarray:
 
 def _print(cv: Canvas, view: View, b: Body, look: Look) -> None:
     """The front print (logo) or a jacket's open front, on the chest; hidden from behind."""
-    if view.facing[1] < 0.25 or look.print_shape is None:
+    if view.facing[1] < 0.5 or look.print_shape is None:
         return
     z = b.torso_hd * 1.08
     if look.print_shape == "panel":
@@ -182,19 +182,20 @@ def _head(cv: Canvas, view: View, pr: np.ndarray, b: Body, look: Look, s: float,
         nose = pr[P["nose"]]
         if abs(fx) > 0.5:
             cv.ellipse(nose[:2], (0.011 * s, 0.012 * s), ang, SKIN, HEAD)
-        for e, sgn in (("r_eye", -1), ("l_eye", 1)):
+        for e in ("r_eye", "l_eye"):
             p = pr[P[e]]
             vis = p[2] - hc[2]
             if vis > 0.25 * b.head_rz:
                 wx = 0.0075 * s * min(1.0, 0.35 + vis / b.head_rz)
                 cv.ellipse(p[:2], (wx, 0.0055 * s), ang, EYES, HEAD)
                 brow = np.array([p[0] - 1.4 * wx, p[1] - 0.014 * s]), np.array([p[0] + 1.4 * wx, p[1] - 0.016 * s])
-                cv.capsule(np.array(brow[0]), np.array(brow[1]), 0.003 * s, 0.003 * s, HAIR, HEAD)
+                cv.capsule(brow[0], brow[1], 0.0022 * s, 0.0022 * s, BROWS, HEAD)
         m = pr[P["mouth"]]
         if m[2] - hc[2] > 0.2 * b.head_rz:
             cv.ellipse(m[:2], (0.013 * s * max(0.4, fc), 0.0045 * s), ang, LIPS, HEAD)
     # hair cap: the top of the head and, towards the back of the head, down to the nape
-    a2, b2 = ax * 1.07, ay * 1.07
+    a2, b2 = ax * 1.08, ay * 1.1
+    hc = hc + (0.0, -0.05 * ay, 0.0)
     if back:
         cv.ellipse(hc[:2], (a2, b2), ang, HAIR, HAIRP)
     else:
@@ -273,7 +274,7 @@ def person(body: Body, look: Look, pose: Pose, view: View) -> tuple[Canvas, np.n
         secs = [_section(0.40, b.waist_hw + 0.008, b.torso_hd * 0.95),
                 _section(b.hip_y, b.hip_hw + 0.006, b.torso_hd * 1.02),
                 _section(b.hip_y + 0.055, b.hip_hw * 0.9, b.torso_hd * 0.9)]
-        for s0, s1 in zip(secs, secs[1:]):
+        for s0, s1 in zip(secs, secs[1:], strict=False):
             cv.poly(_hull(view.project(np.concatenate([s0, s1]))[:, :2]), LOWER, PELVIS)
     # neck, then the upper garment over its base
     cv.capsule(pr[P["neck"]], pr[P["head"]] + (pr[P["mouth"]] - pr[P["head"]]) * 0.6,
@@ -281,13 +282,14 @@ def person(body: Body, look: Look, pose: Pose, view: View) -> tuple[Canvas, np.n
     loose = 0.012 if look.jacket else 0.006
     hem = look.upper_hem
     secs = [
-        _section(b.shoulder_y - 0.014, b.shoulder_hw * 0.9, 0.036),
+        _section(b.neck_y - 0.022, b.r_neck * 1.7, 0.03),
+        _section(b.shoulder_y - 0.012, b.shoulder_hw * 0.9, 0.04),
         _section(b.shoulder_y + 0.025, b.shoulder_hw + b.r_upper_arm * 0.5 + loose, b.torso_hd * 0.9),
         _section(0.30, b.chest_hw + loose + 0.006, b.torso_hd * (1.1 if b.female else 1.0)),
         _section(0.39, b.waist_hw + loose + 0.004, b.torso_hd * 0.95),
         _section(hem, b.hip_hw + loose + 0.004 + 0.1 * max(0.0, hem - b.hip_y), b.torso_hd * 1.05),
     ]
-    for s0, s1 in zip(secs, secs[1:]):
+    for s0, s1 in zip(secs, secs[1:], strict=False):
         cv.poly(_hull(view.project(np.concatenate([s0, s1]))[:, :2]), UPPER, TORSO)
     if fc > 0.2:  # neckline
         neck = pr[P["neck"]]
@@ -316,6 +318,7 @@ def palette(look: Look) -> np.ndarray:
     lut[EYES] = (40, 30, 30)
     lut[LIPS] = np.asarray(look.skin) * (0.72, 0.5, 0.5)
     lut[COLLAR] = np.asarray(look.upper2 if look.pattern == "solid" else look.upper) * 0.92
+    lut[BROWS] = np.asarray(look.hair) * 0.55 + 20
     lut[16:] = lut[:16] * SEAM_DARK
     out = np.zeros((256, 1, 3), np.uint8)
     out[:32, 0] = np.clip(np.rint(lut), 0, 255)
