@@ -102,7 +102,13 @@ def mask_overlay(img: np.ndarray, mask: np.ndarray, color=(255, 0, 0), alpha: fl
 
 
 def _label_height(width: int) -> int:
+    """Height of the column-label band above cells `width` pixels wide."""
     return max(12, min(24, width // 6))
+
+
+def _row_label_width(width: int) -> int:
+    """Width of the row-label column left of cells `width` pixels wide."""
+    return max(72, int(width * 0.8))
 
 
 def _put_label(img: np.ndarray, text: str, x: int, y: int, w: int, h: int) -> None:
@@ -117,6 +123,16 @@ def _put_label(img: np.ndarray, text: str, x: int, y: int, w: int, h: int) -> No
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (30, 30, 30), 1, cv2.LINE_AA)
 
 
+def _put_lines(img: np.ndarray, text: str, x: int, y: int, w: int, h: int) -> None:
+    """Row labels: words wrapped onto as many lines as fit the cell, centred vertically."""
+    words = text.split()
+    lines = [" ".join(words[i:i + 1]) for i in range(len(words))] or [""]
+    line_h = max(10, min(18, h // max(1, len(lines))))
+    y0 = y + max(0, (h - line_h * len(lines)) // 2)
+    for i, line in enumerate(lines):
+        _put_label(img, line, x, y0 + i * line_h, w, line_h)
+
+
 def grid(rows, col_labels=None, row_labels=None, pad: int = 2) -> np.ndarray:
     """Lay out rows of same-size uint8 images on white, with optional column/row labels."""
     rows = [[to_uint8(im) for im in row] for row in rows]
@@ -125,7 +141,7 @@ def grid(rows, col_labels=None, row_labels=None, pad: int = 2) -> np.ndarray:
     h, w = rows[0][0].shape[:2]
     ncol = max(len(r) for r in rows)
     top = _label_height(w) if col_labels else 0
-    left = max(40, int(w * 0.6)) if row_labels else 0
+    left = _row_label_width(w) if row_labels else 0
     H = top + len(rows) * (h + pad) + pad
     W = left + ncol * (w + pad) + pad
     out = np.full((H, W, 3), BACKGROUND, np.uint8)
@@ -135,7 +151,7 @@ def grid(rows, col_labels=None, row_labels=None, pad: int = 2) -> np.ndarray:
     for r, row in enumerate(rows):
         y = top + pad + r * (h + pad)
         if row_labels and r < len(row_labels):
-            _put_label(out, str(row_labels[r]), 0, y, left, min(h, _label_height(left) * 2))
+            _put_lines(out, str(row_labels[r]), 0, y, left, h)
         for c, im in enumerate(row):
             if im.shape[:2] != (h, w):
                 im = cv2.resize(im, (w, h), interpolation=cv2.INTER_AREA)

@@ -20,7 +20,8 @@ import click
 import numpy as np
 import pandas as pd
 
-from pgprep import __version__, geometry, shards, skeleton
+from pgprep import __version__, geometry, skeleton
+from pgprep import shards as shard_format
 from pgprep.atomic import (
     STAMP_DIR,
     atomic_path,
@@ -92,7 +93,7 @@ def load_work(work: str | os.PathLike) -> dict:
     keypoints = {name: kp for name, kp in zip(images["image"], kps, strict=True)}
     items = dict(zip(images["image"], images["item_id"], strict=True))
     pairs = {}
-    for split in shards.SPLITS:
+    for split in shard_format.SPLITS:
         path = work / f"pairs-{split}.csv"
         frame = _read_csv(path, ["from", "to", "flip"])
         if "item_id" not in frame.columns:
@@ -193,7 +194,7 @@ def pack_shard(job: ShardJob) -> dict:
     with atomic_path(out) as tmp:
         if job.layout == "compact":
             pos = {n: i for i, n in enumerate(used)}
-            shards.write_compact(
+            shard_format.write_compact(
                 tmp, job.split, job.image_size, job.pose, used, [data[n][0] for n in used],
                 np.stack([kp[n] for n in used]) if used else np.zeros((0, 18, 3), np.float32),
                 np.stack([masks[n] for n in used]) if used else np.zeros((0,) + tuple(job.image_size), np.uint8),
@@ -201,11 +202,11 @@ def pack_shard(job: ShardJob) -> dict:
                 np.array([pos[b] for _, b, _ in kept], np.int32),
                 np.array([f for _, _, f in kept], np.uint8), removed)
         else:
-            writer = shards.DenseWriter(tmp, job.split, job.image_size, job.pose, len(kept), removed)
+            writer = shard_format.DenseWriter(tmp, job.split, job.image_size, job.pose, len(kept), removed)
             try:
                 for a, b, flip in kept:
-                    raw = shards.raw_example(data[a][1], data[b][1], kp[b], masks[b], bool(flip))
-                    ex = shards.to_hwc(shards.float_example(raw, job.pose))
+                    raw = shard_format.raw_example(data[a][1], data[b][1], kp[b], masks[b], bool(flip))
+                    ex = shard_format.to_hwc(shard_format.float_example(raw, job.pose))
                     writer.add({**ex, "from": a, "to": b, "flip": flip})
             finally:
                 writer.close(len(used))
@@ -234,39 +235,39 @@ def _complete(out_dir: Path, job: ShardJob) -> dict | None:
 
 # ---------------------------------------------------------------- the stage
 
-def run_pack(work: str | os.PathLike, shards_dir: str | os.PathLike, layout: str = "compact",
+def run_pack(work: str | os.PathLike, shards: str | os.PathLike, layout: str = "compact",
              jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
              pose_kind: str = "disk", pose_radius: float = 4.0, pose_sigma: float = 6.0,
              max_pairs: int = DEFAULT_MAX_PAIRS, max_mb: float = DEFAULT_MAX_MB,
              cluster_options: dict | None = None, show_progress: bool = False) -> dict:
     """Pack WORK into shards. Returns a summary: pairs per split, shards written/skipped,
     bytes, removed inputs, `up_to_date` (True when nothing had to be done)."""
-    if layout not in shards.LAYOUTS:
-        raise PgkitError(None, f"layout must be one of {shards.LAYOUTS}, got {layout!r}")
-    work, out_dir = Path(work), Path(shards_dir)
-    pose = shards.pose_settings(pose_kind, pose_radius, pose_sigma)
+    if layout not in shard_format.LAYOUTS:
+        raise PgkitError(None, f"layout must be one of {shard_format.LAYOUTS}, got {layout!r}")
+    work, out_dir = Path(work), Path(shards)
+    pose = shard_format.pose_settings(pose_kind, pose_radius, pose_sigma)
     w = load_work(work)
     root = Path(w["root"])
     if not root.is_absolute():
         root = (work / root).resolve()
     jobs_list: list[ShardJob] = []
-    for split in shards.SPLITS:
+    for split in shard_format.SPLITS:
         groups = plan_shards(w["pairs"][split], split, layout, root, w["image_size"], max_pairs,
                              int(max_mb * 2**20))
         for k, pairs in enumerate(groups):
             names = sorted({n for p in pairs for n in p[:2]})
             kps = {n: w["keypoints"][n].tolist() for n in names if n in w["keypoints"]}
-            job = ShardJob(shards.shard_name(split, k), split, layout, str(out_dir), str(root),
+            job = ShardJob(shard_format.shard_name(split, k), split, layout, str(out_dir), str(root),
                            str(work), w["image_size"], pose, pairs, kps)
             files = [root / n for n in names] + [mask_path(work, n) for n in names]
             job.fingerprint = fingerprint(files, {"layout": layout, "pose": pose, "file": job.file,
                                                   "size": w["image_size"], "pairs": pairs,
-                                                  "keypoints": kps, "schema": shards.VERSION})
+                                                  "keypoints": kps, "schema": shard_format.VERSION})
             jobs_list.append(job)
     fp = fingerprint([], {"shards": [j.fingerprint for j in jobs_list], "version": __version__})
-    outputs = [out_dir / shards.INDEX] + [out_dir / j.file for j in jobs_list]
+    outputs = [out_dir / shard_format.INDEX] + [out_dir / j.file for j in jobs_list]
     if is_up_to_date(out_dir, STAGE, fp, outputs):
-        index = shards.read_index(out_dir)
+        index = shard_format.read_index(out_dir)
         return _summary(index, written=0, skipped=len(jobs_list), up_to_date=True)
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -292,21 +293,21 @@ def run_pack(work: str | os.PathLike, shards_dir: str | os.PathLike, layout: str
     entries = [done[j.file] for j in jobs_list]
     removed = [dict(r, split=e["split"], shard=e["file"]) for e in entries for r in e["removed"]]
     splits = {}
-    for split in shards.SPLITS:
+    for split in shard_format.SPLITS:
         mine = [e for e in entries if e["split"] == split]
         splits[split] = {"pairs": sum(e["pairs"] for e in mine), "images": sum(e["images"] for e in mine),
                          "shards": len(mine), "bytes": sum(e["bytes"] for e in mine)}
     index = {
-        "format": shards.FORMAT, "version": shards.VERSION, "layout": layout,
+        "format": shard_format.FORMAT, "version": shard_format.VERSION, "layout": layout,
         "image_size": list(w["image_size"]), "splits": splits,
         "shards": [{k: e[k] for k in ("file", "split", "pairs", "images", "bytes", "sha256")}
                    for e in entries],
-        "pose": pose, "normalisation": shards.NORMALISATION, "joints": list(skeleton.JOINTS),
+        "pose": pose, "normalisation": shard_format.NORMALISATION, "joints": list(skeleton.JOINTS),
         "removed": removed, "created_by": f"pgprep {__version__}",
     }
-    write_json_atomic(out_dir / shards.INDEX, index)
+    write_json_atomic(out_dir / shard_format.INDEX, index)
     keep = {j.file for j in jobs_list}
-    for stale in out_dir.glob(shards.SHARD_GLOB):
+    for stale in out_dir.glob(shard_format.SHARD_GLOB):
         if stale.name not in keep:
             stale.unlink()
             (out_dir / SIDECARS / (stale.name + ".json")).unlink(missing_ok=True)
@@ -329,7 +330,7 @@ def _summary(index: dict, written: int, skipped: int, up_to_date: bool) -> dict:
 @click.argument("work", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", "shards_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Shard directory to write (index.json + <split>-NNNNN.h5).")
-@click.option("--layout", type=click.Choice(shards.LAYOUTS), default="compact", show_default=True,
+@click.option("--layout", type=click.Choice(shard_format.LAYOUTS), default="compact", show_default=True,
               help="compact: images once, keypoints, packed masks; dense: the seed's float tensors.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Parallel shard jobs (default: all cores; workers for a local dask cluster).")

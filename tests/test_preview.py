@@ -64,7 +64,7 @@ def test_sheet_cells_show_pairs_with_flips(tmp_path):
     assert len(pairs) == 6
     sheet = contact_sheet(work, n=6, split="train", seed=2)
     # the layout of pgprep.draw.grid: label band on top, row labels on the left, 2 px padding
-    top, left, pad = max(12, min(24, W // 6)), max(40, int(W * 0.6)), 2
+    top, left, pad = draw._label_height(W), draw._row_label_width(W), 2
     assert sheet.shape == (top + 6 * (H + pad) + pad, left + 4 * (W + pad) + pad, 3)
     assert pairs["flip"].nunique() == 2  # the sample shows both kinds of row
     images = pd.read_csv(work / "images.csv").set_index("image", drop=False)
@@ -111,6 +111,6 @@ def test_cli_preview_writes_png(tmp_path):
     r = CliRunner().invoke(main, ["preview", str(work), "-o", str(out), "-n", "4", "--cell", "64"])
     assert r.exit_code == 0, r.output
     img = read_rgb(out)
-    assert img.shape[1] == max(40, int(64 * 0.6)) + 4 * 66 + 2 and img.std() > 10
+    assert img.shape[1] == draw._row_label_width(64) + 4 * 66 + 2 and img.std() > 10
     r = CliRunner().invoke(main, ["preview", str(tmp_path / "missing"), "-o", str(out)])
     assert r.exit_code == 1 and "missing" in r.output

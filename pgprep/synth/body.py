@@ -106,7 +106,7 @@ def sample_pose(rng: np.random.Generator, view: str) -> Pose:
         elif s == "hip":
             a = (r(u(38, 50)), r(u(-8, 4)), r(u(72, 92)), r(u(84, 90)))
         elif s == "bent":
-            a = (r(u(6, 18)), r(u(5, 30)), r(u(60, 100)), r(u(30, 70)))
+            a = (r(u(6, 18)), r(u(0, 20)), r(u(45, 85)), r(u(45, 80)))
         else:  # wide
             a = (r(u(25, 45)), r(u(-5, 15)), r(u(0, 30)), r(u(0, 40)))
         arms.append(a)
