@@ -75,7 +75,7 @@ class Pose:
 
     yaw: float
     roll: float
-    arms: tuple  # ((abduction, flexion, elbow, twist) right, (...) left)
+    arms: tuple  # ((abduction, flexion, elbow, twist, hand_down) right, (...) left)
     legs: tuple  # ((abduction, flexion, knee) right, (...) left)
 
 
@@ -100,15 +100,15 @@ def sample_pose(rng: np.random.Generator, view: str) -> Pose:
     for _side in range(2):
         s = style if rng.random() < 0.75 else rng.choice(["hang", "relaxed", "bent"])
         if s == "hang":
-            a = (r(u(5, 14)), r(u(-8, 12)), r(u(0, 20)), r(u(0, 30)))
+            a = (r(u(5, 14)), r(u(-8, 12)), r(u(0, 20)), r(u(0, 30)), 0.0)
         elif s == "relaxed":
-            a = (r(u(8, 22)), r(u(-5, 20)), r(u(15, 45)), r(u(0, 40)))
+            a = (r(u(8, 22)), r(u(-5, 20)), r(u(15, 45)), r(u(0, 40)), 0.0)
         elif s == "hip":
-            a = (r(u(38, 50)), r(u(-8, 4)), r(u(72, 92)), r(u(84, 90)))
+            a = (r(u(38, 50)), r(u(-8, 4)), r(u(72, 85)), r(u(84, 90)), 1.5)
         elif s == "bent":
-            a = (r(u(6, 18)), r(u(0, 20)), r(u(45, 85)), r(u(45, 80)))
+            a = (r(u(6, 18)), r(u(0, 20)), r(u(45, 85)), r(u(45, 80)), 0.0)
         else:  # wide
-            a = (r(u(25, 45)), r(u(-5, 15)), r(u(0, 30)), r(u(0, 40)))
+            a = (r(u(25, 45)), r(u(-5, 15)), r(u(0, 30)), r(u(0, 40)), 0.0)
         arms.append(a)
     stance = u(0.5, 1.0) if rng.random() < 0.3 else u(0, 0.5)
     legs = []
@@ -156,7 +156,7 @@ def joints3d(body: Body, pose: Pose) -> np.ndarray:
     fwd = np.array([0.0, 0.0, 1.0])
     for side, sx in ((0, -1.0), (1, 1.0)):
         pre = "r_" if side == 0 else "l_"
-        abd, flex, elbow, twist = pose.arms[side]
+        abd, flex, elbow, twist, hand_down = pose.arms[side]
         sho = np.array([sx * b.shoulder_hw, b.shoulder_y, 0.0])
         up = _limb_dir(sx, abd, flex)
         inward = np.array([-sx, 0.0, 0.0])
@@ -167,7 +167,8 @@ def joints3d(body: Body, pose: Pose) -> np.ndarray:
         pts[P[pre + "shoulder"]] = sho
         pts[P[pre + "elbow"]] = elb
         pts[P[pre + "wrist"]] = wri
-        pts[P[pre + "hand"]] = wri + 0.075 * fore
+        # hands continue the forearm; on the hips they turn down along the body
+        pts[P[pre + "hand"]] = wri + 0.075 * _unit(fore + hand_down * np.array([0.0, 1.0, 0.0]))
         abd, flex, knee = pose.legs[side]
         hip = np.array([sx * b.hip_joint_hw, b.hip_y, 0.0])
         th = _limb_dir(sx, abd, flex)

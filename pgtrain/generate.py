@@ -1,0 +1,233 @@
+"""`pgtrain generate`: one photo of a person + a target pose -> the stage-1 and stage-2 images.
+
+The target pose comes from an OpenPose JSON file, a row of a PATN annotation CSV, or another
+photo whose pose the BlazePose estimator reads (`pgprep pose`'s model; optional). Inputs of
+any size are fitted to the model's size the way the training data looks: scaled to fit
+(aspect ratio kept) and centred on white, with the keypoints moved by the same transform;
+every such change is reported on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import cv2
+import numpy as np
+import torch
+
+from pgprep import draw, skeleton
+from pgprep.cliutil import debug_option
+from pgprep.errors import PgkitError
+from pgprep.formats import read_openpose_json, read_patn_csv
+from pgprep.geometry import normalise, pose_maps, read_rgb
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class Fit:
+    """x' = x * scale + dx, y' = y * scale + dy: an image of `src` (h, w) placed in `dst`."""
+
+    src: tuple[int, int]
+    dst: tuple[int, int]
+    scale: float
+    dx: int
+    dy: int
+
+    @classmethod
+    def of(cls, src: tuple[int, int], dst: tuple[int, int]) -> Fit:
+        h, w = src
+        H, W = dst  # noqa: N806
+        scale = min(H / h, W / w)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        return cls(src, dst, scale, (W - nw) // 2, (H - nh) // 2)
+
+    @property
+    def identity(self) -> bool:
+        return self.src == self.dst
+
+    def image(self, rgb: np.ndarray, fill=255) -> np.ndarray:
+        if self.identity:
+            return rgb
+        h, w = self.src
+        nh, nw = max(1, round(h * self.scale)), max(1, round(w * self.scale))
+        interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_CUBIC
+        out = np.full((*self.dst, 3), fill, np.uint8)
+        out[self.dy:self.dy + nh, self.dx:self.dx + nw] = cv2.resize(rgb, (nw, nh), interpolation=interp)
+        return out
+
+    def keypoints(self, kp: np.ndarray) -> np.ndarray:
+        kp = skeleton.clean(kp)
+        ok = skeleton.present(kp)
+        kp[ok, 0] = kp[ok, 0] * self.scale + self.dx
+        kp[ok, 1] = kp[ok, 1] * self.scale + self.dy
+        return kp
+
+    def describe(self, what: str) -> str:
+        h, w = self.src
+        H, W = self.dst  # noqa: N806
+        pad = f", padded with white by {self.dx}px left/right and {self.dy}px top/bottom" if (self.dx or self.dy) else ""
+        return f"{what}: {w}x{h} -> {W}x{H} (scaled x{self.scale:.3g}{pad}, the model's size)"
+
+
+def _largest(people: list[np.ndarray]) -> np.ndarray:
+    return max(people, key=lambda kp: (int(skeleton.present(kp).sum()),
+                                       np.ptp(kp[skeleton.present(kp), 1]) if skeleton.present(kp).any() else 0))
+
+
+def read_target_pose(src: str | os.PathLike, name: str | None = None,
+                     notes: list[str] | None = None) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """Keypoints (18, 3) from SRC and the (h, w) of their frame when known (images only)."""
+    src = Path(src)
+    notes = notes if notes is not None else []
+    suffix = src.suffix.lower()
+    if suffix == ".json":
+        people = read_openpose_json(src)
+        if not people:
+            raise PgkitError(src, "no person in this OpenPose file")
+        if len(people) > 1:
+            notes.append(f"pose: {len(people)} people in {src.name}; using the most complete one")
+        return _largest(people), None
+    if suffix == ".csv":
+        table = read_patn_csv(src)
+        if name is None:
+            if len(table.poses) != 1:
+                raise PgkitError(src, f"holds {len(table.poses)} poses; choose one with --name")
+            name = next(iter(table.poses))
+        if name not in table.poses:
+            why = table.errors.get(name, "no row with this name")
+            raise PgkitError(src, f"{name}: {why}")
+        return table.poses[name], None
+    if suffix in IMAGE_SUFFIXES:
+        rgb = read_rgb(src)
+        try:
+            from pgprep.estimate import BlazePose
+
+            estimator = BlazePose()
+        except (ImportError, PgkitError, OSError, ValueError) as exc:
+            raise PgkitError(src, "reading a pose from a photo needs the BlazePose estimator "
+                             "(pip install ai-edge-litert; pip install --no-deps mediapipe==0.10.21): "
+                             f"{exc}") from None
+        people = estimator(rgb)
+        if not people:
+            raise PgkitError(src, "the pose estimator found no person in this image")
+        if len(people) > 1:
+            notes.append(f"pose: {len(people)} people found in {src.name}; using the most complete one")
+        return _largest(people), rgb.shape[:2]
+    raise PgkitError(src, "unknown pose source: expected OpenPose .json, PATN .csv or an image")
+
+
+def generate(run, condition, pose, *, name: str | None = None, pose_size: tuple[int, int] | None = None,
+             flip: bool = False, device: str = "cpu", which: str = "last") -> dict:
+    """Run G1 (and G2) on one condition image and one target pose.
+
+    Returns uint8 images `condition`, `pose` (stick figure), `stage1`, `stage2` (or None) at
+    the model's size, the fitted keypoints and `notes` (what was resized or chosen).
+    """
+    from pgtrain.checkpoint import load_generators
+
+    gens = load_generators(run, device=device, which=which)
+    size = gens.options["image_size"]
+    H, W = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))  # noqa: N806
+    notes: list[str] = []
+    cond = read_rgb(condition)
+    fit_c = Fit.of(cond.shape[:2], (H, W))
+    if not fit_c.identity:
+        notes.append(fit_c.describe(f"condition {Path(condition).name}"))
+    kp, frame = read_target_pose(pose, name, notes)
+    frame = frame or pose_size or cond.shape[:2]
+    fit_p = Fit.of(tuple(frame), (H, W))
+    if not fit_p.identity:
+        notes.append(fit_p.describe("pose keypoints"))
+    kp = fit_p.keypoints(kp)
+    if flip:
+        kp = skeleton.flip(kp, W)
+        notes.append("pose mirrored (left/right joints swapped)")
+    n_ok = int(skeleton.present(kp).sum())
+    if n_ok == 0:
+        raise PgkitError(pose, "no keypoint of the target pose is present")
+    maps = pose_maps(kp, (H, W), kind=gens.options.get("pose_kind", "disk"),
+                     radius=float(gens.options.get("pose_radius", 4.0)),
+                     sigma=float(gens.options.get("pose_sigma", 6.0)))
+    I_A = torch.from_numpy(normalise(fit_c.image(cond)).transpose(2, 0, 1))[None].to(device)  # noqa: N806
+    P_B = torch.from_numpy(maps)[None].to(device)  # noqa: N806
+    with torch.inference_mode():
+        g1 = gens.g1(I_A, P_B)
+        g2 = gens.g2(g1, I_A) if gens.g2 is not None else None
+    if gens.g2 is None:
+        notes.append("this run has no trained stage 2; showing stage 1 only")
+    return {"condition": draw.to_uint8(I_A[0]),
+            "pose": draw.skeleton_image(kp, (H, W)),
+            "stage1": draw.to_uint8(g1[0]),
+            "stage2": None if g2 is None else draw.to_uint8(g2[0]),
+            "keypoints": kp, "notes": notes, "joints": n_ok}
+
+
+def side_by_side(result: dict, upscale: int = 1) -> np.ndarray:
+    cols = ["condition", "pose", "stage1"] + (["stage2"] if result["stage2"] is not None else [])
+    labels = {"condition": "condition", "pose": "target pose", "stage1": "stage-1", "stage2": "stage-2"}
+    ims = [result[c] for c in cols]
+    if upscale > 1:
+        ims = [cv2.resize(im, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_NEAREST) for im in ims]
+    return draw.grid([ims], col_labels=[labels[c] for c in cols])
+
+
+def _parse_size(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        h, w = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter("expected HxW, e.g. 256x176") from None
+    return h, w
+
+
+@click.command("generate")
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--condition", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Photo of the person (any size; fitted to the model's size).")
+@click.option("--pose", "pose", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Target pose: OpenPose .json, PATN annotation .csv (with --name), or a photo.")
+@click.option("--name", default=None, help="Row of the PATN CSV to use.")
+@click.option("--pose-size", callback=_parse_size, default=None,
+              help="HxW of the image the JSON/CSV keypoints belong to (default: the condition's size).")
+@click.option("--flip", is_flag=True, help="Mirror the target pose (left/right joints swapped).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output PNG: condition | target pose | stage-1 | stage-2.")
+@click.option("--separate", is_flag=True, help="Also write OUT-stage1.png and OUT-stage2.png at the model's size.")
+@click.option("--upscale", default=1, show_default=True, help="Enlarge the side-by-side picture N times (nearest).")
+@click.option("--device", default=None, help="torch device (default: cuda if available).")
+@click.option("--which", default="last", show_default=True, help="Checkpoint: last, stage1 or a .pt path.")
+@debug_option
+def command(run, condition, pose, name, pose_size, flip, output, separate, upscale, device, which):
+    """Generate a person in a new pose: stage-1 and stage-2 images side by side.
+
+    \b
+    pgtrain generate runs/pg2 --condition a.jpg --pose b_keypoints.json -o out.png
+    pgtrain generate runs/pg2 --condition a.jpg --pose fasion-resize-annotation-test.csv \\
+        --name fashionWOMENDressesid0000262902_3back.jpg --pose-size 256x176 -o out.png
+    pgtrain generate runs/pg2 --condition a.jpg --pose b.jpg -o out.png   # BlazePose reads b.jpg
+
+    \b
+    Inputs of another size than the model's are scaled to fit (aspect ratio kept) and
+    centred on white; JSON/CSV keypoints are assumed to be in the condition image's frame
+    unless --pose-size says otherwise, and are moved by the same transform. Each change is
+    reported on stderr.
+    """
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    res = generate(run, condition, pose, name=name, pose_size=pose_size, flip=flip, device=device, which=which)
+    for note in res["notes"]:
+        click.echo(note, err=True)
+    draw.save_png(output, side_by_side(res, upscale))
+    written = [output]
+    if separate:
+        for stage in ("stage1", "stage2"):
+            if res[stage] is not None:
+                p = output.with_name(f"{output.stem}-{stage}.png")
+                draw.save_png(p, res[stage])
+                written.append(p)
+    for p in written:
+        click.echo(str(p))
