@@ -11,6 +11,8 @@ shard whose sidecar fingerprint and file hash still match, and index.json is wri
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -191,26 +193,32 @@ def pack_shard(job: ShardJob) -> dict:
     used = list(dict.fromkeys(n for p in kept for n in p[:2]))
     out = Path(job.out_dir) / job.file
     kp = {n: np.asarray(job.keypoints[n], np.float32) for n in used}
-    with atomic_path(out) as tmp:
-        if job.layout == "compact":
-            pos = {n: i for i, n in enumerate(used)}
-            shard_format.write_compact(
-                tmp, job.split, job.image_size, job.pose, used, [data[n][0] for n in used],
-                np.stack([kp[n] for n in used]) if used else np.zeros((0, 18, 3), np.float32),
-                np.stack([masks[n] for n in used]) if used else np.zeros((0,) + tuple(job.image_size), np.uint8),
-                np.array([pos[a] for a, _, _ in kept], np.int32),
-                np.array([pos[b] for _, b, _ in kept], np.int32),
-                np.array([f for _, _, f in kept], np.uint8), removed)
-        else:
-            writer = shard_format.DenseWriter(tmp, job.split, job.image_size, job.pose, len(kept), removed)
-            try:
-                for a, b, flip in kept:
-                    raw = shard_format.raw_example(data[a][1], data[b][1], kp[b], masks[b], bool(flip))
-                    ex = shard_format.to_hwc(shard_format.float_example(raw, job.pose))
-                    writer.add({**ex, "from": a, "to": b, "flip": flip})
-            finally:
-                writer.close(len(used))
-        digest = file_sha256(tmp)
+    # HDF5 is built in memory and written with one plain write: a full disk then fails as a
+    # clean OSError (libhdf5 itself crashes the process when a write fails mid-file).
+    buf = io.BytesIO()
+    if job.layout == "compact":
+        pos = {n: i for i, n in enumerate(used)}
+        shard_format.write_compact(
+            buf, job.split, job.image_size, job.pose, used, [data[n][0] for n in used],
+            np.stack([kp[n] for n in used]) if used else np.zeros((0, 18, 3), np.float32),
+            np.stack([masks[n] for n in used]) if used else np.zeros((0,) + tuple(job.image_size), np.uint8),
+            np.array([pos[a] for a, _, _ in kept], np.int32),
+            np.array([pos[b] for _, b, _ in kept], np.int32),
+            np.array([f for _, _, f in kept], np.uint8), removed)
+    else:
+        writer = shard_format.DenseWriter(buf, job.split, job.image_size, job.pose, len(kept), removed)
+        try:
+            for a, b, flip in kept:
+                raw = shard_format.raw_example(data[a][1], data[b][1], kp[b], masks[b], bool(flip))
+                ex = shard_format.to_hwc(shard_format.float_example(raw, job.pose))
+                writer.add({**ex, "from": a, "to": b, "flip": flip})
+        finally:
+            writer.close(len(used))
+    data_bytes = buf.getbuffer()
+    digest = hashlib.sha256(data_bytes).hexdigest()
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        fh.write(data_bytes)
+    data_bytes.release()
     entry = {"file": job.file, "split": job.split, "pairs": len(kept), "images": len(used),
              "bytes": out.stat().st_size, "sha256": digest}
     write_json_atomic(Path(job.out_dir) / SIDECARS / (job.file + ".json"),

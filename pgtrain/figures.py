@@ -63,17 +63,22 @@ def result_strip(out: dict) -> np.ndarray:
 
 
 def gradient_magnitude(img_u8: np.ndarray) -> np.ndarray:
-    """Sobel gradient magnitude of the luminance in [0, 1] (float32 H x W); the kernel's
-    weights sum to 8 per direction, so a unit step gives magnitude 1 at the edge."""
+    """Sobel gradient magnitude of the luminance in [0, 1] (float32 H x W), scaled (/ 8) to
+    the derivative per pixel: a unit step gives 0.5 on each of the two pixels beside it."""
     grey = cv2.cvtColor(img_u8, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REPLICATE) / 4.0
-    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE) / 4.0
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REPLICATE) / 8.0
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE) / 8.0
     return np.sqrt(gx * gx + gy * gy)
 
 
-def sharpness(images_u8: list[np.ndarray]) -> float:
-    """Mean gradient magnitude over a list of images (higher = sharper)."""
-    return float(np.mean([gradient_magnitude(im).mean() for im in images_u8]))
+def sharpness(images_u8: list[np.ndarray]) -> dict[str, float]:
+    """Mean and RMS gradient magnitude over a list of images (higher = sharper).
+
+    The mean is the number the figure shows; the RMS (square root of the gradient energy)
+    also drops when a lone edge is blurred, whose mean magnitude a blur preserves."""
+    grads = [gradient_magnitude(im) for im in images_u8]
+    return {"mean": float(np.mean([g.mean() for g in grads])),
+            "rms": float(np.sqrt(np.mean([(g * g).mean() for g in grads])))}
 
 
 def sharpness_view(out: dict) -> tuple[np.ndarray, dict]:
@@ -82,7 +87,7 @@ def sharpness_view(out: dict) -> tuple[np.ndarray, dict]:
         stages["stage-2"] = [draw.to_uint8(x) for x in out["g2"]]
     stages["target"] = [draw.to_uint8(it["target"]) for it in out["items"]]
     grads = {k: [gradient_magnitude(im) for im in v] for k, v in stages.items()}
-    scores = {k: float(np.mean([g.mean() for g in v])) for k, v in grads.items()}
+    scores = {k: sharpness(v) for k, v in stages.items()}
     scale = max(float(np.percentile(np.concatenate([g.ravel() for v in grads.values() for g in v]), 99.5)), 1e-6)
     rows = []
     for i in range(len(out["items"])):
@@ -93,7 +98,7 @@ def sharpness_view(out: dict) -> tuple[np.ndarray, dict]:
         rows.append(row)
     labels = []
     for k in stages:
-        labels += [k, f"grad {scores[k]:.3f}"]
+        labels += [k, f"grad {scores[k]['mean']:.3f}"]
     return draw.grid(rows, col_labels=labels), scores
 
 
@@ -230,7 +235,7 @@ def make_figures(run, data=None, out=None, n: int = 8, kinds=KINDS, split: str =
             img, scores = sharpness_view(outputs)
             draw.save_png(path, img)
             write_json_atomic(out / "sharpness.json", {
-                "measure": "mean Sobel gradient magnitude of the luminance in [0, 1]",
+                "measure": "Sobel gradient magnitude of the luminance in [0, 1], per pixel: mean and RMS",
                 "pairs": len(outputs["items"]), "split": split, "sharpness": scores})
         else:
             path = out / "curves.png"
@@ -264,7 +269,7 @@ def command(run, data, kinds, n, split, out, device, which):
     strip.png      condition | target pose | stage-1 | stage-2 | target, one row per pair
                    (pairs spread evenly over the split)
     sharpness.png  each stage's output and its gradient magnitude (Sobel on luminance);
-                   the column label holds the mean magnitude, also in sharpness.json
+                   the column label holds the mean magnitude; sharpness.json has mean and RMS
     curves.png     every loss in RUN/stats.jsonl against the step, colour = stage
     """
     paths = make_figures(run, data, out, n=n, kinds=[k.strip() for k in kinds.split(",") if k.strip()],
@@ -274,6 +279,6 @@ def command(run, data, kinds, n, split, out, device, which):
     sj = (Path(out) if out else run / "figures") / "sharpness.json"
     if "sharpness" in kinds and sj.is_file():
         scores = json.loads(sj.read_text())["sharpness"]
-        click.echo("sharpness (mean gradient magnitude): " +
-                   ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+        click.echo("sharpness (mean / RMS gradient magnitude): " +
+                   ", ".join(f"{k} {v['mean']:.4f} / {v['rms']:.4f}" for k, v in scores.items()))
 

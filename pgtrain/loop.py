@@ -360,6 +360,10 @@ def fit(shards, run, preset: str | None = None, *, tiny: bool = False, resume: b
             raise PgkitError(run, f"already holds a run (stage {ck['stage']}, step {ck['step']}); "
                                   "pass --resume to continue it, or choose another -o")
         opts = _options_from_checkpoint(ck["options"], overrides, preset, run)
+        end = opts.stages[-1]
+        if int(ck["stage"]) == end and int(ck["step"]) >= (opts.steps1 if end == 1 else opts.steps2):
+            print(f"{run}: already trained to stage {end} step {ck['step']}; nothing to do")
+            return {**ck.get("final", {}), "run": str(run), "checkpoint": str(last_path)}
 
     device = pick_device(opts.device)
     info = dist.init(device)
@@ -456,8 +460,6 @@ def fit(shards, run, preset: str | None = None, *, tiny: bool = False, resume: b
                 if callback is not None:
                     callback(stage, step, values)
             bar.close()
-            if start >= total and stage == opts.stages[-1]:
-                save(stage, total, True)
     finally:
         stats.close()
     return {**last, "run": str(run), "checkpoint": str(last_path)}

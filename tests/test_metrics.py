@@ -10,7 +10,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from pgprep.errors import PgkitError
 from pgtrain import metrics as M
-from pgtrain.metrics.fid import GaussianStats, frechet_distance
+from pgtrain.metrics.fid import GaussianStats, frechet_distance, sqrt_psd
 from pgtrain.metrics.inception import (
     FEATURE_DIM,
     Inception,
@@ -150,8 +150,25 @@ def test_streaming_stats_and_fid_match_scipy():
     d = f1.mean(0) - f2.mean(0)
     ref = d @ d + np.trace(r1 + r2 - 2 * np.real(scipy.linalg.sqrtm(r1 @ r2)))
     assert frechet_distance(mu1, c1, mu2, c2) == pytest.approx(ref, rel=1e-8)
+    assert frechet_distance(mu1, c1, mu2, c2, root2=sqrt_psd(c2)) == pytest.approx(ref, rel=1e-8)
+    assert s1.factor() is None                  # 300 vectors > 16 dims: only the sums are kept
     assert abs(frechet_distance(mu1, c1, mu1, c1)) < 1e-6
     assert ref > 1.0
+
+
+def test_low_rank_fid_of_a_small_set_matches_scipy():
+    rng = np.random.default_rng(5)
+    f1 = rng.normal(size=(9, 40))               # fewer images than dimensions: singular S1
+    f2 = rng.normal(loc=0.3, size=(200, 40))
+    s1 = GaussianStats(40)
+    s1.update(torch.from_numpy(f1[:4]))
+    s1.update(torch.from_numpy(f1[4:]))
+    mu1, c1 = s1.mean_cov()
+    np.testing.assert_allclose(s1.factor().T @ s1.factor(), c1, atol=1e-10)
+    r2 = np.cov(f2, rowvar=False)
+    d = mu1 - f2.mean(0)
+    ref = d @ d + np.trace(c1 + r2 - 2 * np.real(scipy.linalg.sqrtm(c1 @ r2)))
+    assert frechet_distance(mu1, c1, f2.mean(0), r2, factor1=s1.factor()) == pytest.approx(ref, rel=1e-6)
 
 
 def test_fid_of_identical_sets_is_zero_even_when_covariance_is_singular():

@@ -377,12 +377,23 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return xx, yy, (xx * xx + yy * yy) / 2
 
 
-def background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A light studio backdrop: off-white/grey, a gentle lighting gradient, mild colour noise."""
-    base = (rng.uniform(220, 246) + rng.normal(0, 3, 3)).astype(np.float32)
+def sample_studio(rng: np.random.Generator) -> tuple:
+    """One photo shoot's backdrop (per item): base colour, light gradient x/y, vignette."""
+    base = rng.uniform(220, 246) + rng.normal(0, 3, 3)
+    return (tuple(float(v) for v in base), float(rng.uniform(-8, 8)), float(rng.uniform(-4, 10)),
+            float(rng.uniform(0, 10)))
+
+
+def background(rng: np.random.Generator, size: int, studio: tuple | None = None) -> np.ndarray:
+    """A light studio backdrop: off-white/grey, a gentle lighting gradient, mild colour noise.
+
+    `studio` (from sample_studio) is the item's shoot; each image varies it slightly.
+    """
+    base, gx, gy, vig = studio if studio is not None else sample_studio(rng)
+    base = (np.asarray(base) + rng.normal(0, 1.5)).astype(np.float32)
     xx, yy, r2 = _grid(size)
-    g = np.float32(rng.uniform(-8, 8)) * xx - np.float32(rng.uniform(-4, 10)) * yy
-    g -= np.float32(rng.uniform(0, 10)) * r2
+    g = np.float32(gx + rng.uniform(-1.5, 1.5)) * xx - np.float32(gy + rng.uniform(-1.5, 1.5)) * yy
+    g -= np.float32(vig) * r2
     dy, dx = rng.integers(0, 64, 2)
     out = _noise_tile(size)[dy:dy + size, dx:dx + size] * np.float32(rng.uniform(0.8, 1.6))
     out += g[..., None]

@@ -164,7 +164,8 @@ def _paint(out: np.ndarray, sil: np.ndarray, drawn, value: int) -> np.ndarray:
 
 
 def compose(rng: np.random.Generator, body: Body, look: Look, view_name: str, size: int,
-            kind: str = "person") -> Shot:
+            kind: str = "person", studio: tuple | None = None) -> Shot:
+    """Render one image of an item (`studio`: the item's backdrop, see render.sample_studio)."""
     k = supersampling(size)
     pose = sample_pose(rng, view_name)
     v0 = View(pose.yaw, pose.roll, origin_y=body.hip_y)
@@ -172,7 +173,7 @@ def compose(rng: np.random.Generator, body: Body, look: Look, view_name: str, si
     frac = (0.7, 0.82) if kind == "two_people" else (0.76, 0.9)
     s, tx, ty = _place(rng, body, unit, size, kind, frac)
     view = v0.placed(s, tx, ty)
-    out = background(rng, size)
+    out = background(rng, size, studio)
     sil = np.zeros((size, size), np.uint8)
     dets_other = []
     if kind == "two_people":

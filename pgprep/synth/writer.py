@@ -34,6 +34,7 @@ from pgprep.geometry import encode_jpeg, encode_png
 from pgprep.parallel import default_jobs, run_jobs
 from pgprep.synth.body import VIEW_NUMBER, sample_body
 from pgprep.synth.clothing import sample_look
+from pgprep.synth.render import sample_studio
 from pgprep.synth.scene import compose
 
 STAGE = "synth"
@@ -83,11 +84,12 @@ def render_item(root: Path, seed: int, index: int, size: int) -> list[dict]:
     rng = item_rng(seed, index)
     look = sample_look(rng)
     body = sample_body(rng, female=look.gender == "WOMEN")
+    studio = sample_studio(rng)
     item_id = f"id_{index + 1:08d}"
     rows = []
     for number, view in item_views(rng):
         kind = _kind(rng)
-        shot = compose(rng, body, look, view, size, kind)
+        shot = compose(rng, body, look, view, size, kind, studio)
         tree = f"{look.gender}/{look.category}/{item_id}/01_{number}_{view}"
         image = f"img/{tree}.jpg"
         silhouette = f"{TRUTH_DIR}/{tree}.png"
@@ -113,9 +115,9 @@ def assign_partition(rows: pd.DataFrame, seed: int) -> pd.Series:
     are split between query and gallery (both sides when it has two or more)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     items = sorted(rows["item_id"].unique())
-    n_train = int(round(TRAIN_FRACTION * len(items)))
+    n_train = max(1, int(round(TRAIN_FRACTION * len(items))))  # a lone item trains
     if len(items) >= 2:
-        n_train = min(max(n_train, 1), len(items) - 1)
+        n_train = min(n_train, len(items) - 1)
     train = set(np.asarray(items)[rng.permutation(len(items))[:n_train]].tolist())
     status = pd.Series("train", index=rows.index, dtype=object)
     for item, idx in rows.groupby("item_id", sort=True).groups.items():
