@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from pgprep import draw
-from pgprep.atomic import write_json_atomic
+from pgprep.atomic import fingerprint, is_up_to_date, mark_done, write_json_atomic
 from pgprep.cliutil import debug_option, progress
 from pgprep.errors import PgkitError
 
@@ -219,6 +219,12 @@ def make_figures(run, data=None, out=None, n: int = 8, kinds=KINDS, split: str =
     bad = [k for k in kinds if k not in KINDS]
     if bad:
         raise PgkitError(None, f"unknown figure kind {bad[0]!r}; known: {', '.join(KINDS)}")
+    paths = [out / f"{k}.png" for k in kinds] + ([out / "sharpness.json"] if "sharpness" in kinds else [])
+    fp = _fingerprint(run, data, out, n, kinds, split, which)
+    stamp = f"figures-{fingerprint([], {'out': str(out.resolve())})[:12]}"
+    if is_up_to_date(run, stamp, fp, paths):
+        click.echo(f"figures: {out} is up to date (same checkpoint, log, data and options)", err=True)
+        return [out / f"{k}.png" for k in kinds]
     written = []
     outputs = None
     for kind in progress(kinds, total=len(kinds), desc="figures", unit="figure",
@@ -241,7 +247,17 @@ def make_figures(run, data=None, out=None, n: int = 8, kinds=KINDS, split: str =
             path = out / "curves.png"
             draw.save_png(path, loss_curves(read_records(run)))
         written.append(path)
+    mark_done(run, stamp, fp, out=str(out))
     return written
+
+
+def _fingerprint(run: Path, data, out: Path, n: int, kinds, split: str, which: str) -> str:
+    from pgtrain.checkpoint import resolve_path
+
+    files = [run / "stats.jsonl", resolve_path(run, which)]
+    if data is not None:
+        files.append(Path(data) / "index.json")
+    return fingerprint(files, {"n": n, "kinds": list(kinds), "split": split, "which": which, "out": str(out)})
 
 
 @click.command("figures")

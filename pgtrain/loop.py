@@ -140,8 +140,8 @@ class Trainer:
         if o.discriminator is not None:
             self.g2 = self._place(nets.build("g2", self.spec))
             self.d = self._place(nets.build("d", self.spec))
-            self.opt["g2"] = self._optimizer(self.g2.parameters(), o.lr)
-            self.opt["d"] = self._optimizer(self.d.parameters(), o.lr_d or o.lr)
+            self.opt["g2"] = self._optimizer(self.g2.parameters(), o.lr2 or o.lr)
+            self.opt["d"] = self._optimizer(self.d.parameters(), o.lr_d or o.lr2 or o.lr)
             if o.clip:  # the critic lives inside the clip box from the start
                 losses.clip_weights(self.d, o.clip)
         # DDP wrappers for the forward passes whose gradients must be averaged over ranks
@@ -406,7 +406,11 @@ def fit(shards, run, preset: str | None = None, *, tiny: bool = False, resume: b
     stats = StatsWriter(run, info.is_main, keep_until=(stage_at, step_at) if ck is not None else None)
     last: dict = dict(ck.get("final", {})) if ck is not None else {}
 
+    finished = []
+
     def save(stage: int, step: int, done: bool, extra: tuple[str, ...] = ()) -> None:
+        if done:
+            finished.append(True)
         if info.is_main:
             state = {"options": record, "stage": stage, "step": step, "done": done,
                      "stage1_steps": stage1_steps, "data": stream.state(),
@@ -460,6 +464,9 @@ def fit(shards, run, preset: str | None = None, *, tiny: bool = False, resume: b
                 if callback is not None:
                     callback(stage, step, values)
             bar.close()
+        if not finished:  # the last stage had no steps to run (e.g. --steps2 0)
+            end = opts.stages[-1]
+            save(end, opts.steps1 if end == 1 else opts.steps2, True)
     finally:
         stats.close()
     return {**last, "run": str(run), "checkpoint": str(last_path)}
@@ -473,7 +480,7 @@ def fit(shards, run, preset: str | None = None, *, tiny: bool = False, resume: b
               help="Run directory (options.json, stats.jsonl, samples/, checkpoints/).")
 @click.option("--preset", type=click.Choice(list(presets.PRESETS)), default=None,
               help="g1 | pg2 | triplet | wgan-triplet | wgan-gp-triplet  [default: g1]")
-@click.option("--tiny", is_flag=True, help="CPU-sized: width 16, batch 8, 600 + 200 steps, lr 2e-4.")
+@click.option("--tiny", is_flag=True, help="CPU-sized: width 16, batch 8, 600 + 200 steps, lr 1e-3 then 1e-4.")
 @click.option("--stage", type=click.Choice(["1", "2", "both"]), default=None,
               help="Train Stage 1, Stage 2, or both [both].")
 @click.option("--init-from", type=click.Path(dir_okay=False), default=None,
@@ -484,7 +491,8 @@ def fit(shards, run, preset: str | None = None, *, tiny: bool = False, resume: b
 @click.option("--channels", type=int, default=None, help="Base width of G1/G2 [128, PG²].")
 @click.option("--d-channels", type=int, default=None, help="Base width of D [channels/2].")
 @click.option("--lr", type=float, default=None, help="Learning rate, every network [5e-5].")
-@click.option("--lr-d", type=float, default=None, help="D's learning rate [--lr].")
+@click.option("--lr2", type=float, default=None, help="Stage-2 learning rate, G2 and D [--lr].")
+@click.option("--lr-d", type=float, default=None, help="D's learning rate [--lr2].")
 @click.option("--optimizer", type=click.Choice(["adam", "rmsprop"]), default=None,
               help="[adam; rmsprop for wgan-triplet]")
 @click.option("--beta1", type=float, default=None, help="Adam beta1 [0.5].")

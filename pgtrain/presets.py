@@ -26,7 +26,8 @@ class Options:
     d_channels: int | None = None   # D's base width (None: channels // 2, PG²'s 64)
     fc_dim: int = 64                # G1's fully connected bottleneck (PG²: 64)
     lr: float = 5e-5                # every stage, every network (seed)
-    lr_d: float | None = None       # D's lr if different
+    lr2: float | None = None        # Stage-2 lr (G2 and D) if different from lr
+    lr_d: float | None = None       # D's lr if different (default lr2, then lr)
     optimizer: str = "adam"         # "adam" or "rmsprop"
     beta1: float = 0.5
     beta2: float = 0.999
@@ -76,7 +77,7 @@ PRESETS: dict[str, Options] = {
 }
 
 # CPU-sized: 64x64 synthetic people train in minutes on two cores.
-TINY = dict(channels=16, batch_size=8, steps1=600, steps2=200, lr=2e-4, log_every=10,
+TINY = dict(channels=16, batch_size=8, steps1=600, steps2=200, lr=1e-3, lr2=1e-4, log_every=10,
             sample_every=100, ckpt_every=100)
 
 # do not change what is trained (ignored when deciding that a finished run is up to date)

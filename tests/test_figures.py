@@ -57,13 +57,17 @@ def test_figures_command_writes_nonblank_pngs(tiny_run, shards_dir, tmp_path):
     assert set(scores) == {"stage-1", "stage-2", "target"}
     assert all(v["mean"] > 0 and v["rms"] >= v["mean"] for v in scores.values())
     assert "sharpness (mean / RMS gradient magnitude)" in r.output
+    again = CliRunner().invoke(main, ["figures", str(tiny_run), "--data", str(shards_dir), "--n", "3",
+                                      "-o", str(tmp_path), "--device", "cpu"])
+    assert again.exit_code == 0 and "up to date" in again.output
 
 
 def test_curves_need_no_data_and_missing_log_is_an_error(tiny_run, tmp_path):
     from pgtrain.cli import main
 
     r = CliRunner().invoke(main, ["figures", str(tiny_run), "--kind", "curves", "-o", str(tmp_path)])
-    assert r.exit_code == 0, r.output and (tmp_path / "curves.png").is_file()
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "curves.png").is_file()
     empty = tmp_path / "norun"
     empty.mkdir()
     r = CliRunner().invoke(main, ["figures", str(empty), "--kind", "curves"])

@@ -71,17 +71,13 @@ def test_generate_end_to_end_with_json_and_csv(tiny_run, synth_root, tmp_path):
     assert read_rgb(tmp_path / "o2.png").shape == sheet.shape
 
 
-def test_generate_pose_is_what_the_model_sees(tiny_run, synth_root):
+def test_generate_pose_is_what_the_model_sees(tiny_run, synth_root, tmp_path):
     from pgtrain.generate import generate
 
     img_path, kp = _person(synth_root)
-    import tempfile
-    from pathlib import Path
-
-    with tempfile.TemporaryDirectory() as d:
-        js = Path(d) / "p_keypoints.json"
-        write_openpose_json(js, [kp])
-        res = generate(tiny_run, img_path, js, flip=True)
+    js = tmp_path / "p_keypoints.json"
+    write_openpose_json(js, [kp])
+    res = generate(tiny_run, img_path, js, flip=True)
     expect = skeleton.flip(skeleton.clean(kp), 64)
     np.testing.assert_allclose(res["keypoints"][:, :2], expect[:, :2], atol=1e-2)
     assert "pose mirrored" in " ".join(res["notes"])

@@ -162,6 +162,11 @@ def _print(cv: Canvas, view: View, b: Body, look: Look) -> None:
         cv.poly(_front_polygon(view, inner, z), UPPER, TORSO)
 
 
+def _head_point(b: Body, off) -> np.ndarray:
+    """A body-frame point at offset `off` from the centre of the head."""
+    return np.array([off[0], b.head_ry + off[1], off[2]])
+
+
 def _head(cv: Canvas, view: View, pr: np.ndarray, b: Body, look: Look, s: float, hair_back_later: bool) -> None:
     fx, fc = view.facing
     hc = pr[P["head"]]
@@ -173,7 +178,7 @@ def _head(cv: Canvas, view: View, pr: np.ndarray, b: Body, look: Look, s: float,
         for e in ("r_ear", "l_ear"):
             cv.ellipse(pr[P[e]][:2], (0.012 * s, 0.019 * s), ang, SKIN, HEAD)
     if look.hair_style == "bun":
-        bun3 = joints3d_head_offset(b, (0.0, -0.85 * b.head_ry, -0.55 * b.head_rz))
+        bun3 = _head_point(b, (0.0, -0.85 * b.head_ry, -0.55 * b.head_rz))
         bun = view.project(bun3[None])[0]
         if bun[2] < hc[2]:
             cv.ellipse(bun[:2], (0.032 * s, 0.028 * s), ang, HAIR, HAIRP)
@@ -211,16 +216,12 @@ def _head(cv: Canvas, view: View, pr: np.ndarray, b: Body, look: Look, s: float,
         inner[:, 1] = np.minimum(inner[:, 1], hc[1] - 0.3 * ay)
         cv.poly(np.concatenate([outer, inner]), HAIR, HAIRP, convex=False)
     if look.hair_style == "bun":
-        bun3 = joints3d_head_offset(b, (0.0, -0.85 * b.head_ry, -0.55 * b.head_rz))
+        bun3 = _head_point(b, (0.0, -0.85 * b.head_ry, -0.55 * b.head_rz))
         bun = view.project(bun3[None])[0]
         if bun[2] >= hc[2]:
             cv.ellipse(bun[:2], (0.032 * s, 0.028 * s), ang, HAIR, HAIRP)
     if hair_back_later:
         _long_hair(cv, view, pr, b, look, s)
-
-
-def joints3d_head_offset(b: Body, off) -> np.ndarray:
-    return np.array([off[0], b.head_ry + off[1], off[2]])
 
 
 def _long_hair(cv: Canvas, view: View, pr: np.ndarray, b: Body, look: Look, s: float) -> None:
