@@ -91,7 +91,7 @@ def load_generators(run_dir, device="cpu", which: str = "last") -> Generators:
     g1 = nets.build("g1", opts)
     g1.load_state_dict(ck["nets"]["g1"])
     g2 = None
-    if "g2" in ck["nets"] and (ck["stage"] == 2 and (ck["step"] > 0 or ck.get("done"))):
+    if "g2" in ck["nets"] and ck["stage"] == 2 and ck["step"] > 0:  # G2 has trained
         g2 = nets.build("g2", opts)
         g2.load_state_dict(ck["nets"]["g2"])
     dev = torch.device(device)

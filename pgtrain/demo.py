@@ -26,10 +26,11 @@ class DemoSize:
     seed: int = 0
     preset: str = "pg2"       # G1 + G2 + PG² pair discriminator
     channels: int = 16        # base width of the networks (PG²'s is 128)
-    batch_size: int = 16
-    steps1: int = 1500        # Stage-1 (G1) steps
-    steps2: int = 300         # Stage-2 (G2 + D) steps
-    lr: float = 2e-4
+    batch_size: int = 8
+    steps1: int = 600         # Stage-1 (G1) steps
+    steps2: int = 200         # Stage-2 (G2 + D) steps
+    lr: float = 1e-3          # Stage 1
+    lr2: float = 1e-4         # Stage 2 (G2 turns to artefacts at 1e-3)
     eval_limit: int | None = None  # test pairs scored (None = all)
 
 
@@ -65,8 +66,8 @@ def run_demo(out: str | Path, size: DemoSize = DemoSize(), jobs: int | None = No
     stage("pairs", run_pairs, work, seed=size.seed)
     stage("masks", run_masks, work, jobs=jobs, scale=True)
     stage("pack", run_pack, work, shards, layout="compact", jobs=jobs)
-    stage("fit", fit, shards, run, preset=size.preset, channels=size.channels,
-          batch_size=size.batch_size, steps1=size.steps1, steps2=size.steps2, lr=size.lr,
+    stage("fit", fit, shards, run, preset=size.preset, tiny=True, channels=size.channels,
+          batch_size=size.batch_size, steps1=size.steps1, steps2=size.steps2, lr=size.lr, lr2=size.lr2,
           seed=size.seed, resume=True)
     report = stage("eval", evaluate, run, shards, split="test", limit=size.eval_limit)
     figures = stage("figures", make_figures, run, shards, out=run / "figures")

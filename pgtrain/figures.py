@@ -137,7 +137,7 @@ def _panel(title: str, series: dict, w: int = 420, h: int = 240) -> np.ndarray:
     lbl = f"{int(x1)} step"
     (tw, _), _ = cv2.getTextSize(lbl, font, 0.35, 1)
     cv2.putText(img, lbl, (left + pw - tw, h - 8), font, 0.35, (60, 60, 60), 1, cv2.LINE_AA)
-    lx = left + 8
+    lx = left + pw - 70 * len(series)   # legend on the title row, right-aligned
     for stage, (xs, ys) in series.items():
         colour = STAGE_COLOURS.get(stage, (100, 100, 100))
         ok = np.isfinite(ys)
@@ -158,7 +158,7 @@ def _panel(title: str, series: dict, w: int = 420, h: int = 240) -> np.ndarray:
                     sm[i] = acc
                 pts = np.stack([px, top + ph - 1 - (sm - y0) / (y1 - y0) * (ph - 1)], axis=1)
             cv2.polylines(img, [np.rint(pts * 16).astype(np.int32)], False, colour, 2, cv2.LINE_AA, 4)
-        cv2.putText(img, f"stage {stage}", (lx, top + 14), font, 0.38, colour, 1, cv2.LINE_AA)
+        cv2.putText(img, f"stage {stage}", (lx, 16), font, 0.4, colour, 1, cv2.LINE_AA)
         lx += 70
     return img
 

@@ -42,7 +42,7 @@ class Options:
     seed: int = 0
     device: str = "auto"            # auto -> cuda, mps, cpu
     amp: bool = True                # bf16 autocast (GPU only; ignored on CPU)
-    channels_last: bool | None = None  # None: on CUDA only (CPU measured slower, benchmarks/)
+    channels_last: bool | None = None  # None: on CUDA and CPU (CPU measured faster), off on MPS
     workers: int | None = None      # DataLoader workers (None: 0 on CPU, 4 on GPU)
     log_every: int = 50
     sample_every: int = 1000

@@ -37,7 +37,8 @@ def _worker(rank: int, world: int, port: int, run: str, kw: dict) -> None:
                       LOCAL_RANK=str(rank), WORLD_SIZE=str(world), PGKIT_NO_PROGRESS="1")
     torch.set_num_threads(1)
     try:
-        fit(ToyPairs(24), run, "g1", **kw)
+        kw = dict(kw)
+        fit(ToyPairs(24), run, kw.pop("preset", "g1"), **kw)
     finally:
         dist.cleanup(dist.detect())
 
@@ -71,3 +72,17 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     assert worst < 1e-4 < moved
     opts = checkpoint.load(tmp_path / "ddp" / "checkpoints" / "last.pt")["options"]
     assert opts["world_size"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["pg2", "wgan-gp-triplet"])
+def test_stage2_trains_under_ddp(tmp_path, preset):
+    # batch-norm D with several forwards per step; the gradient penalty's double backward
+    kw = dict(preset=preset, channels=8, batch_size=4, steps1=2, steps2=3, log_every=1,
+              sample_every=100, ckpt_every=100, device="cpu")
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "ddp"), kw), nprocs=2, join=True)
+    records = read_stats(tmp_path / "ddp")
+    assert [(r["stage"], r["step"]) for r in records] == [(1, 1), (1, 2), (2, 1), (2, 2), (2, 3)]
+    assert all(v is not None for r in records for v in r.values())
+    ck = checkpoint.load(tmp_path / "ddp" / "checkpoints" / "last.pt")
+    assert ck["done"] and set(ck["nets"]) == {"g1", "g2", "d"}

