@@ -105,7 +105,8 @@ def evaluate(run, data, split: str = "test", metrics=None, *, batch_size: int = 
              device: str | None = None, limit: int | None = None, which: str = "last",
              inception: str | None = None, is_weights: str | None = None,
              fid_real: str = "train", fid_real_limit: int | None = None, patn_pad: int = 0,
-             lpips_weights: str | None = None, workers: int | None = None, output: str | os.PathLike | None = None, force: bool = False,
+             lpips_weights: str | None = None, workers: int | None = None,
+             output: str | os.PathLike | None = None, force: bool = False,
              show_progress: bool = True) -> dict:
     """Score RUN's generators on `split` of the shards in `data`; returns (and writes) the report.
 
@@ -362,7 +363,7 @@ def table_command(runs, output, stages):
             raise PgkitError(path, f"not valid JSON (line {exc.lineno})") from None
     rows = []
     for r, rep in reports:
-        name = (r.name if r.is_dir() else r.parent.name)
+        name = r.name if r.is_dir() else r.parent.name if r.name == "eval.json" else f"{r.parent.name}/{r.stem}"
         rows += table_rows(rep, f"{name}: ", [s for s in wanted if s in rep["rows"]])
     first = reports[0][1]
     if "baseline" not in wanted and "baseline" in first["rows"]:

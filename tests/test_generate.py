@@ -82,3 +82,16 @@ def test_generate_pose_is_what_the_model_sees(tiny_run, synth_root, tmp_path):
     np.testing.assert_allclose(res["keypoints"][:, :2], expect[:, :2], atol=1e-2)
     assert "pose mirrored" in " ".join(res["notes"])
     assert res["stage2"] is not None and res["condition"].shape == (64, 64, 3)
+
+
+@pytest.mark.slow
+def test_generate_reads_the_pose_of_another_photo(tiny_run, synth_root):
+    pytest.importorskip("ai_edge_litert", reason="BlazePose runtime not installed (pip install ai-edge-litert)")
+    from pgtrain.generate import generate
+
+    img_path, kp = _person(synth_root)
+    res = generate(tiny_run, img_path, img_path)
+    assert res["joints"] >= 10
+    ok = skeleton.present(kp) & skeleton.present(res["keypoints"])
+    err = np.linalg.norm(res["keypoints"][ok, :2] - kp[ok, :2], axis=1)
+    assert np.median(err) < 4.0          # the estimator's pose of the same photo, in the same frame

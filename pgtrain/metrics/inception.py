@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,14 @@ def resolve_inception_path(path: str | os.PathLike | None) -> Path:
     return p
 
 
+def load_torchscript(path: str | os.PathLike, device) -> torch.jit.ScriptModule:
+    """torch.jit.load, quietly (torch 2.13 warns that TorchScript is deprecated; the FID
+    network exists only in that form). Raises RuntimeError/ValueError if it is not one."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path), map_location="cpu").to(device).eval()
+
+
 def resize_tf_bilinear(x: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor:
     """TF1 `resize_bilinear` (no half-pixel centres), the resize the FID reference code used."""
     n, c, h, w = x.shape
@@ -85,7 +94,7 @@ class Inception:
         self.path = resolve_inception_path(path)
         self.device = torch.device(device)
         try:
-            self.net = torch.jit.load(str(self.path), map_location="cpu").to(self.device).eval()
+            self.net = load_torchscript(self.path, self.device)
         except (RuntimeError, ValueError) as exc:
             raise PgkitError(self.path, f"not a loadable TorchScript file ({exc})") from None
         self.chunk = chunk
@@ -144,11 +153,12 @@ class ISHead:
         self.device = torch.device(device)
         self.script = None
         self.weight = self.bias = None
-        try:
-            self.script = torch.jit.load(str(self.path), map_location="cpu").to(self.device).eval()
-            return
-        except (RuntimeError, ValueError):
-            pass
+        if self.path.suffix != ".npz":
+            try:
+                self.script = load_torchscript(self.path, self.device)
+                return
+            except (RuntimeError, ValueError):
+                pass
         w, b = _read_head(self.path)
         self.weight = w.double()
         self.bias = b.double() if (bias and b is not None) else None
