@@ -27,8 +27,8 @@ class DemoSize:
     preset: str = "pg2"       # G1 + G2 + PG² pair discriminator
     channels: int = 16        # base width of the networks (PG²'s is 128)
     batch_size: int = 8
-    steps1: int = 600         # Stage-1 (G1) steps
-    steps2: int = 200         # Stage-2 (G2 + D) steps
+    steps1: int = 1500        # Stage-1 (G1) steps
+    steps2: int = 300         # Stage-2 (G2 + D) steps
     lr: float = 1e-3          # Stage 1
     lr2: float = 1e-4         # Stage 2 (G2 turns to artefacts at 1e-3)
     eval_limit: int | None = None  # test pairs scored (None = all)
