@@ -38,3 +38,15 @@ def test_file_sha256(tmp_path):
     p = tmp_path / "b"
     p.write_bytes(b"abc")
     assert atomic.file_sha256(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_atomic_outputs_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
+    import os
+    import stat
+
+    from pgprep.atomic import write_text_atomic
+
+    write_text_atomic(tmp_path / "x.txt", "hi")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "x.txt").stat().st_mode) == 0o666 & ~mask
