@@ -28,6 +28,10 @@ class PgkitGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # `pgprep inspect ... | head`: the reader left; stop quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(141)
         except Exception as exc:  # noqa: BLE001 - the CLI is the one place that catches all
             if ctx.meta.get("pgkit.debug") or os.environ.get("PGKIT_DEBUG"):
                 raise
