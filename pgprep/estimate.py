@@ -10,8 +10,17 @@ MediaPipe's two BlazePose models, taken from the `mediapipe==0.10.21` wheel and 
 2. per person, the region of interest is a square centred on the mid-hip, side
    2 |kp1 - kp0| x 1.25, rotated so that mid-hip -> kp1 points up (pose_detection_to_roi);
 3. the landmark model (pose_landmark_full, 256x256 input in [0, 1]) gives 33 landmarks
-   (x, y, z, visibility, presence); they are mapped back to image pixels and to COCO-18
-   (neck = mid-shoulders) with score = sigmoid(visibility).
+   (x, y, z, visibility, presence) plus 2 alignment landmarks (33 mid-hip, 34 full-body
+   size/rotation), a pose flag and a segmentation mask; the landmarks are run a second time
+   in the ROI of landmarks 33/34 (MediaPipe's tracking ROI) and the run with the better flag
+   is kept; a person needs flag >= min_presence and must not repeat one already found;
+4. the people found are painted out (segmentation mask, dilated, filled with the median
+   colour of the rest) and steps 1-3 run again, which finds a second person that the
+   detector had merged into or ranked below the first; with nobody found at all, the
+   mirrored image is tried;
+5. landmarks are mapped back to image pixels and to COCO-18 (neck = mid-shoulders) with
+   score = sigmoid(visibility) x sigmoid(presence); landmarks outside the image or with
+   visibility < min_visibility are missing (BlazePose also predicts out-of-view joints).
 
 Parameters follow MediaPipe's graphs: pose_detection_cpu.pbtxt (anchors, decoding, NMS),
 pose_detection_to_roi.pbtxt and tensors_to_pose_landmarks_and_segmentation.pbtxt.
@@ -45,6 +54,13 @@ LMK_SIZE = 256
 ROI_SCALE = 1.25          # RectTransformationCalculator scale_x / scale_y (full-body ROI)
 NMS_IOU = 0.3             # NonMaxSuppressionCalculator min_suppression_threshold
 SCORE_CLIP = 100.0        # score_clipping_thresh
+MIN_DETECTION = 0.5       # detector score threshold for a candidate
+MIN_VISIBILITY = 0.3      # landmarks less likely visible than this are reported missing
+CANDIDATES = 6            # detector candidates (after NMS) given to the landmark model
+SAME_PERSON_OVERLAP = 0.6  # body-box overlap (of the smaller box) above which two are one person
+# BlazePose's 33 landmarks mirrored (left <-> right), for the mirrored-image retry
+MIRROR = np.array([0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19, 22, 21,
+                   24, 23, 26, 25, 28, 27, 30, 29, 32, 31])
 
 
 def model_paths() -> tuple[Path, Path]:
@@ -149,9 +165,20 @@ def roi_matrix(cx, cy, side, rotation, out_size: int = LMK_SIZE) -> np.ndarray:
 
 
 class BlazePose:
-    """Detector + landmark interpreters (one per worker process)."""
+    """Detector + landmark interpreters (one per worker process).
 
-    def __init__(self, min_detection: float = 0.5, min_presence: float = 0.5, max_people: int = 4):
+    Per image: detector candidates (score >= `min_detection`, at most `candidates` after NMS)
+    -> landmarks in the detection's ROI -> landmarks again in the ROI of the model's own
+    alignment landmarks 33/34 (MediaPipe's tracking step; fixes ROIs from poor detector
+    keypoints) -> kept if the pose flag >= `min_presence` and not the same person as one
+    already kept. Then the kept people are painted out (their segmentation masks filled with
+    the background colour) and the detector runs once more to find people it had hidden
+    behind the first (`second_pass`). If nobody is found, the mirrored image is tried.
+    """
+
+    def __init__(self, min_detection: float = MIN_DETECTION, min_presence: float = 0.5,
+                 max_people: int = 4, min_visibility: float = MIN_VISIBILITY,
+                 candidates: int = CANDIDATES, second_pass: bool = True):
         from ai_edge_litert.interpreter import Interpreter
 
         det, lmk = model_paths()
@@ -165,16 +192,18 @@ class BlazePose:
         self._lmk_in = self.lmk.get_input_details()[0]["index"]
         lo = {tuple(d["shape"][1:]): d["index"] for d in self.lmk.get_output_details()}
         self._lmk_points, self._lmk_flag = lo[(195,)], lo[(1,)]
+        self._lmk_seg = lo[(LMK_SIZE, LMK_SIZE, 1)]
         self.anchors = ssd_anchors()
         self.min_detection, self.min_presence, self.max_people = min_detection, min_presence, max_people
+        self.min_visibility, self.candidates, self.second_pass = min_visibility, candidates, second_pass
 
     def detect(self, rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        """Alignment keypoints (4, 2) in image pixels + score, one per person found."""
+        """Alignment keypoints (4, 2) in image pixels + score, one per candidate, best first."""
         import cv2
 
         h, w = rgb.shape[:2]
         scale = DET_SIZE / max(h, w)
-        nh, nw = round(h * scale), round(w * scale)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
         pad_y, pad_x = (DET_SIZE - nh) // 2, (DET_SIZE - nw) // 2
         canvas = np.zeros((DET_SIZE, DET_SIZE, 3), np.float32)
         canvas[pad_y:pad_y + nh, pad_x:pad_x + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
@@ -184,14 +213,12 @@ class BlazePose:
         boxes, kps, scores = decode_detections(self.det.get_tensor(self._det_boxes)[0],
                                                self.det.get_tensor(self._det_scores)[0],
                                                self.anchors, self.min_detection)
-        found = []
-        for _, kp, score in weighted_nms(boxes, kps, scores)[: self.max_people]:
-            px = (kp * DET_SIZE - (pad_x, pad_y)) / scale
-            found.append((px, score))
-        return found
+        return [((kp * DET_SIZE - (pad_x, pad_y)) / scale, score)
+                for _, kp, score in weighted_nms(boxes, kps, scores)[: self.candidates]]
 
-    def landmarks(self, rgb: np.ndarray, align: np.ndarray) -> tuple[np.ndarray, float]:
-        """(33, 3) landmarks x, y (image pixels), visibility; and the pose presence score."""
+    def landmarks(self, rgb: np.ndarray, align: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+        """(39, 5) landmarks: x, y in image pixels, z, visibility and presence probabilities;
+        the pose flag; the 2x3 ROI matrix (crop pixels -> image pixels)."""
         import cv2
 
         m = roi_matrix(*roi_from_detection(align))
@@ -199,30 +226,100 @@ class BlazePose:
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         self.lmk.set_tensor(self._lmk_in, (crop.astype(np.float32) / 255.0)[None])
         self.lmk.invoke()
-        pts = self.lmk.get_tensor(self._lmk_points).reshape(39, 5)[:33]
+        pts = self.lmk.get_tensor(self._lmk_points).reshape(39, 5).astype(np.float64)
         flag = float(self.lmk.get_tensor(self._lmk_flag).reshape(-1)[0])
-        uv1 = np.concatenate([pts[:, :2], np.ones((33, 1))], axis=1)
-        xy = uv1 @ m.T
-        return np.concatenate([xy, _sigmoid(pts[:, 3:4])], axis=1).astype(np.float32), flag
+        out = pts.copy()
+        out[:, :2] = np.concatenate([pts[:, :2], np.ones((39, 1))], axis=1) @ m.T
+        out[:, 3:5] = _sigmoid(pts[:, 3:5])
+        return out, flag, m
+
+    def mask(self, m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """Boolean person mask in image pixels from the last landmark run's segmentation."""
+        import cv2
+
+        seg = self.lmk.get_tensor(self._lmk_seg)[0, :, :, 0].astype(np.float32)
+        return cv2.warpAffine(seg, m, (shape[1], shape[0]), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=-100.0) > 0
+
+    def _person(self, rgb: np.ndarray, align: np.ndarray):
+        """(landmarks, flag, roi matrix) after the refinement pass, or None if not a person."""
+        lm, flag, m = self.landmarks(rgb, align)
+        lm2, flag2, m2 = self.landmarks(rgb, lm[33:35, :2])
+        if flag2 >= flag:
+            lm, flag, m = lm2, flag2, m2
+        else:
+            self.landmarks(rgb, align)  # leave the better run's segmentation in the interpreter
+        return (lm, flag, m) if flag >= self.min_presence else None
+
+    def _find(self, rgb: np.ndarray, people: list, masks: list) -> None:
+        for align, _ in self.detect(rgb):
+            if len(people) >= self.max_people:
+                return
+            found = self._person(rgb, align)
+            if found is None:
+                continue
+            lm, flag, m = found
+            if any(same_person(lm, other) for other, _ in people):
+                continue
+            people.append((lm, flag))
+            masks.append(self.mask(m, rgb.shape[:2]))
+
+    def find_people(self, rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """(39, 5) landmarks (see `landmarks`) and pose flag of each person, detector order."""
+        import cv2
+
+        people, masks = [], []
+        self._find(rgb, people, masks)
+        if self.second_pass and people and len(people) < self.max_people:
+            hidden = np.logical_or.reduce(masks)
+            k = max(3, round(0.02 * max(rgb.shape[:2]))) | 1
+            hidden = cv2.dilate(hidden.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+            if (~hidden).any():
+                painted = rgb.copy()
+                painted[hidden] = np.median(rgb[~hidden], axis=0).astype(rgb.dtype)
+                self._find(painted, people, [])
+        if not people:  # the detector is not mirror-symmetric: a second look
+            w = rgb.shape[1]
+            self._find(np.ascontiguousarray(rgb[:, ::-1]), people, [])
+            for lm, _ in people:
+                lm[:, 0] = w - 1 - lm[:, 0]
+                lm[:33] = lm[MIRROR]
+        return people
+
+    def to_coco(self, lm: np.ndarray, width: int, height: int) -> np.ndarray:
+        """COCO-18 (18, 3) from (39, 5) landmarks: score = visibility x presence; joints outside
+        the image or with visibility below `min_visibility` are missing."""
+        xy, vis, pres = lm[:33, :2], lm[:33, 3], lm[:33, 4]
+        inside = (xy[:, 0] >= 0) & (xy[:, 0] <= width - 1) & (xy[:, 1] >= 0) & (xy[:, 1] <= height - 1)
+        keep = inside & (vis >= self.min_visibility)
+        kp33 = np.concatenate([xy, np.maximum(vis * pres, 1e-3)[:, None]], axis=1).astype(np.float32)
+        kp33[~keep] = (-1, -1, 0)  # OpenPose never reports joints outside the frame
+        return skeleton.from_blazepose(kp33)
 
     def __call__(self, rgb: np.ndarray) -> list[np.ndarray]:
         """COCO-18 skeletons (18, 3) of the people in an RGB uint8 image."""
         h, w = rgb.shape[:2]
-        people = []
-        for align, _ in self.detect(rgb):
-            lm, presence = self.landmarks(rgb, align)
-            if presence < self.min_presence:
-                continue
-            inside = (lm[:, 0] >= 0) & (lm[:, 0] <= w - 1) & (lm[:, 1] >= 0) & (lm[:, 1] <= h - 1)
-            lm[~inside] = (-1, -1, 0)  # OpenPose never reports joints outside the frame
-            lm[inside, 2] = np.maximum(lm[inside, 2], 1e-3)
-            people.append(skeleton.from_blazepose(lm))
-        return people
+        return [self.to_coco(lm, w, h) for lm, _ in self.find_people(rgb)]
+
+
+def same_person(a: np.ndarray, b: np.ndarray, overlap: float = SAME_PERSON_OVERLAP) -> bool:
+    """True if two landmark sets (39, >=2) describe one person: their body boxes (33 landmarks)
+    overlap by more than `overlap` of the smaller box (two candidates of one person converge
+    to the same landmarks after the refinement pass; people side by side overlap far less)."""
+    def box(lm):
+        xy = lm[:33, :2]
+        return np.array([*xy.min(0), *xy.max(0)])
+    ba, bb = box(a), box(b)
+    iw = max(0.0, min(ba[2], bb[2]) - max(ba[0], bb[0]))
+    ih = max(0.0, min(ba[3], bb[3]) - max(ba[1], bb[1]))
+    area = lambda q: max((q[2] - q[0]) * (q[3] - q[1]), 1e-9)  # noqa: E731
+    return iw * ih / min(area(ba), area(bb)) > overlap
 
 
 @functools.lru_cache(maxsize=2)
-def _model(min_detection: float, min_presence: float, max_people: int) -> BlazePose:
-    return BlazePose(min_detection, min_presence, max_people)
+def _model(min_detection: float, min_presence: float, max_people: int, min_visibility: float,
+           second_pass: bool) -> BlazePose:
+    return BlazePose(min_detection, min_presence, max_people, min_visibility, second_pass=second_pass)
 
 
 def _estimate_chunk(items: list[tuple[str, str]], opts: tuple) -> list[tuple[str, int, str | None]]:
@@ -254,7 +351,8 @@ def list_images(root: Path) -> list[str]:
 
 
 def estimate_poses(root, out, estimator: str = "mediapipe", jobs: int | None = None, *,
-                   min_detection: float = 0.5, min_presence: float = 0.5, max_people: int = 4,
+                   min_detection: float = MIN_DETECTION, min_presence: float = 0.5, max_people: int = 4,
+                   min_visibility: float = MIN_VISIBILITY, second_pass: bool = True,
                    limit: int | None = None) -> dict:
     """Run BlazePose on every image under ROOT/img; write OUT/<tree>/<stem>_keypoints.json.
 
@@ -276,7 +374,7 @@ def estimate_poses(root, out, estimator: str = "mediapipe", jobs: int | None = N
         return counts
     from pgprep.cliutil import progress
 
-    opts = (float(min_detection), float(min_presence), int(max_people))
+    opts = (float(min_detection), float(min_presence), int(max_people), float(min_visibility), bool(second_pass))
     n_jobs = jobs if jobs is not None else (os.cpu_count() or 1)
     chunk = max(1, min(64, len(todo) // max(1, 4 * n_jobs)))
     chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
@@ -308,17 +406,25 @@ def estimate_poses(root, out, estimator: str = "mediapipe", jobs: int | None = N
 @click.option("--estimator", type=click.Choice(ESTIMATORS), default="mediapipe", show_default=True,
               help="Pose estimator.")
 @click.option("--jobs", type=int, default=None, help="Worker processes (default: all cores).")
-@click.option("--min-detection", type=float, default=0.5, show_default=True,
-              help="Person detector score threshold.")
+@click.option("--min-detection", type=float, default=MIN_DETECTION, show_default=True,
+              help="Person detector score threshold for a candidate (the landmark model's "
+                   "pose flag then decides).")
 @click.option("--min-presence", type=float, default=0.5, show_default=True,
               help="Landmark model pose-presence threshold.")
+@click.option("--min-visibility", type=float, default=MIN_VISIBILITY, show_default=True,
+              help="Landmarks with a lower visibility probability are reported missing.")
+@click.option("--second-pass/--no-second-pass", default=True, show_default=True,
+              help="Paint out the people found and run the detector again (finds a second person).")
 @click.option("--max-people", type=int, default=4, show_default=True, help="People per image at most.")
 @click.option("--limit", type=int, default=None, help="Only the first N images (sorted), for a trial.")
-def command(root, out, estimator, jobs, min_detection, min_presence, max_people, limit):
+def command(root, out, estimator, jobs, min_detection, min_presence, min_visibility, second_pass,
+            max_people, limit):
     """Run BlazePose on every image of ROOT/img and write OpenPose JSON keypoints.
 
     One POSES/<tree below img/>/<stem>_keypoints.json per image, COCO-18 order, several
-    `people` entries when the detector finds several persons, score = landmark visibility.
+    `people` entries when several persons are found, score = visibility x presence of the
+    landmark; landmarks outside the image or less likely visible than --min-visibility
+    are left out (0, 0, 0).
     `pgprep filter ROOT --poses POSES` ingests them like any OpenPose output.
 
     \b
@@ -335,7 +441,8 @@ def command(root, out, estimator, jobs, min_detection, min_presence, max_people,
     continues where it stopped and a finished one does nothing.
     """
     counts = estimate_poses(root, out, estimator=estimator, jobs=jobs, min_detection=min_detection,
-                            min_presence=min_presence, max_people=max_people, limit=limit)
+                            min_presence=min_presence, max_people=max_people,
+                            min_visibility=min_visibility, second_pass=second_pass, limit=limit)
     if counts["skipped"] == counts["images"]:
         click.echo(f"pose: all {counts['images']} images already have keypoints in {out}; nothing to do")
         return
