@@ -16,6 +16,17 @@ SYNTH_ITEMS = 24
 SYNTH_SIZE = 64
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny nets on a shared 2-core box: one torch thread avoids OpenMP oversubscription stalls."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory):
     from pgprep.synth import synthesize

@@ -61,13 +61,7 @@ class ToyPairs(Dataset):
 TINY = dict(channels=8, batch_size=4, log_every=1, sample_every=1000, ckpt_every=1000, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny nets on a shared 2-core box: one thread avoids OpenMP oversubscription stalls."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_trainer(preset, **kw):

@@ -8,13 +8,7 @@ import torch
 from pgprep.errors import PgkitError
 from pgtrain.nets import G1, G2, PairDiscriminator, TripletCritic, TripletDiscriminator, build
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_g1_at_pg2_size_has_six_levels_to_8x8_768_and_fc64():

@@ -28,6 +28,29 @@ class ResBlock(nn.Module):
         return x + torch.relu(self.conv2(torch.relu(self.conv1(x))))
 
 
+def unet_encode(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The encoder pass shared by G1 and G2: a residual block per level, stride-2 convs
+    between levels. Returns the coarsest features and the skip of every level."""
+    skips = []
+    for i in range(net.levels):
+        x = net.enc[i](x)
+        skips.append(x)
+        if i < net.levels - 1:
+            x = torch.relu(net.down[i](x))
+    return x, skips
+
+
+def unet_decode(net: nn.Module, x: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+    """The decoder pass shared by G1 and G2: per level, concatenate the skip, 1x1 merge conv,
+    residual block, then nearest x2 upsampling + 1x1 conv."""
+    for i in reversed(range(net.levels)):
+        x = torch.relu(net.merge[i](torch.cat([x, skips[i]], 1)))
+        x = net.dec[i](x)
+        if i > 0:
+            x = net.up[i - 1](nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+    return x
+
+
 class G1(nn.Module):
     """Stage-1 generator: forward(I_A (B,3,H,W), P_B (B,18,H,W)) -> coarse I_B estimate (B,3,H,W).
 
@@ -57,18 +80,7 @@ class G1(nn.Module):
         self.to_rgb = nn.Conv2d(channels, 3, 3, padding=1)
 
     def forward(self, I_A, P_B):  # noqa: N803 - paper symbols
-        x = torch.relu(self.stem(torch.cat([I_A, P_B], 1)))
-        skips = []
-        for i in range(self.levels):
-            x = self.enc[i](x)
-            skips.append(x)
-            if i < self.levels - 1:
-                x = torch.relu(self.down[i](x))
+        x, skips = unet_encode(self, torch.relu(self.stem(torch.cat([I_A, P_B], 1))))
         z = self.fc_in(x.flatten(1))  # linear bottleneck, as in PG²
         x = self.fc_out(z).view(-1, *self.bottom)
-        for i in reversed(range(self.levels)):
-            x = torch.relu(self.merge[i](torch.cat([x, skips[i]], 1)))
-            x = self.dec[i](x)
-            if i > 0:
-                x = self.up[i - 1](nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
-        return self.to_rgb(x)
+        return self.to_rgb(unet_decode(self, x, skips))

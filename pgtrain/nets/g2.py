@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from pgtrain.nets._common import as_hw, auto_levels, check_divisible
-from pgtrain.nets.g1 import ResBlock
+from pgtrain.nets.g1 import ResBlock, unet_decode, unet_encode
 
 
 class G2(nn.Module):
@@ -39,19 +39,8 @@ class G2(nn.Module):
             self.to_diff.bias.zero_()
 
     def diff_map(self, g1_out, I_A):  # noqa: N803
-        x = torch.relu(self.stem(torch.cat([g1_out, I_A], 1)))
-        skips = []
-        for i in range(self.levels):
-            x = self.enc[i](x)
-            skips.append(x)
-            if i < self.levels - 1:
-                x = torch.relu(self.down[i](x))
-        for i in reversed(range(self.levels)):
-            x = torch.relu(self.merge[i](torch.cat([x, skips[i]], 1)))
-            x = self.dec[i](x)
-            if i > 0:
-                x = self.up[i - 1](nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
-        return self.to_diff(x)
+        x, skips = unet_encode(self, torch.relu(self.stem(torch.cat([g1_out, I_A], 1))))
+        return self.to_diff(unet_decode(self, x, skips))  # no FC bottleneck in G2
 
     def forward(self, g1_out, I_A):  # noqa: N803
         return g1_out + self.diff_map(g1_out, I_A)
