@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from pgprep.atomic import write_text_atomic
 from pgprep.cliutil import debug_option
 
 
@@ -74,7 +75,7 @@ def run_demo(out: str | Path, size: DemoSize = DemoSize(), jobs: int | None = No
     summary = {"out": str(out), "root": str(root), "work": str(work), "shards": str(shards),
                "run": str(run), "figures": [str(p) for p in figures], "size": asdict(size),
                "seconds": timings, "eval": report}
-    (out / "demo.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    write_text_atomic(out / "demo.json", json.dumps(summary, indent=2, default=str) + "\n")
     return summary
 
 

@@ -87,9 +87,9 @@ def barrier(info: DistInfo) -> None:
         tdist.barrier()
 
 
-def print0(info: DistInfo, *args, **kwargs) -> None:
-    if info.is_main:
-        print(*args, **kwargs)
+def default_device() -> str:
+    """Where eval, figures and generate run by default: the first CUDA device, else the CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def cleanup(info: DistInfo) -> None:

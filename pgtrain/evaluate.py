@@ -25,6 +25,7 @@ from pgprep.atomic import file_sha256, fingerprint, is_up_to_date, mark_done, wr
 from pgprep.cliutil import debug_option, format_table, progress
 from pgprep.errors import PgkitError
 from pgtrain import metrics as M
+from pgtrain.dist import default_device
 
 ROW_LABELS = {
     "baseline": "copy condition (baseline)",
@@ -40,10 +41,6 @@ COLUMNS = [
 ]
 CPU_SLOW = {"fid": "not in the default set on CPU (Inception at 299x299 costs ~0.1 s per image); "
                    "ask for it with --metrics default,fid"}
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _pose_kwargs(options: dict, dataset) -> dict:

@@ -23,6 +23,8 @@ from pgprep import draw
 from pgprep.atomic import fingerprint, is_up_to_date, mark_done, write_json_atomic
 from pgprep.cliutil import debug_option, progress
 from pgprep.errors import PgkitError
+from pgtrain.dist import default_device
+from pgtrain.stats import read_stats
 
 KINDS = ("strip", "sharpness", "curves")
 NOT_LOSSES = {"step", "stage", "global_step", "samples_per_s", "lr", "time", "seconds", "epoch"}
@@ -76,7 +78,10 @@ def sharpness(images_u8: list[np.ndarray]) -> dict[str, float]:
 
     The mean is the number the figure shows; the RMS (square root of the gradient energy)
     also drops when a lone edge is blurred, whose mean magnitude a blur preserves."""
-    grads = [gradient_magnitude(im) for im in images_u8]
+    return _sharpness_of([gradient_magnitude(im) for im in images_u8])
+
+
+def _sharpness_of(grads: list[np.ndarray]) -> dict[str, float]:
     return {"mean": float(np.mean([g.mean() for g in grads])),
             "rms": float(np.sqrt(np.mean([(g * g).mean() for g in grads])))}
 
@@ -87,7 +92,7 @@ def sharpness_view(out: dict) -> tuple[np.ndarray, dict]:
         stages["stage-2"] = [draw.to_uint8(x) for x in out["g2"]]
     stages["target"] = [draw.to_uint8(it["target"]) for it in out["items"]]
     grads = {k: [gradient_magnitude(im) for im in v] for k, v in stages.items()}
-    scores = {k: sharpness(v) for k, v in stages.items()}
+    scores = {k: _sharpness_of(g) for k, g in grads.items()}
     scale = max(float(np.percentile(np.concatenate([g.ravel() for v in grads.values() for g in v]), 99.5)), 1e-6)
     rows = []
     for i in range(len(out["items"])):
@@ -196,15 +201,7 @@ def read_records(run) -> list[dict]:
     path = Path(run) / "stats.jsonl"
     if not path.is_file():
         raise PgkitError(path, "no training log (stats.jsonl)")
-    records = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise PgkitError(path, f"line {lineno} is not JSON ({exc.msg})") from None
-    return records
+    return read_stats(run)
 
 
 # ---------------------------------------------------------------- entry points
@@ -214,7 +211,7 @@ def make_figures(run, data=None, out=None, n: int = 8, kinds=KINDS, split: str =
     """Write the requested figures (PNG) into `out` (default RUN/figures); returns their paths."""
     run = Path(run)
     out = Path(out) if out else run / "figures"
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or default_device()
     kinds = [kinds] if isinstance(kinds, str) else list(kinds)
     bad = [k for k in kinds if k not in KINDS]
     if bad:

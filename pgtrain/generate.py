@@ -22,7 +22,9 @@ from pgprep import draw, skeleton
 from pgprep.cliutil import debug_option
 from pgprep.errors import PgkitError
 from pgprep.formats import read_openpose_json, read_patn_csv
-from pgprep.geometry import normalise, pose_maps, read_rgb
+from pgprep.geometry import DEFAULT_POSE, normalise, pose_maps, read_rgb
+from pgtrain.dist import default_device
+from pgtrain.nets._common import as_hw
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -130,8 +132,7 @@ def generate(run, condition, pose, *, name: str | None = None, pose_size: tuple[
     from pgtrain.checkpoint import load_generators
 
     gens = load_generators(run, device=device, which=which)
-    size = gens.options["image_size"]
-    H, W = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))  # noqa: N806
+    H, W = as_hw(gens.options["image_size"])  # noqa: N806
     notes: list[str] = []
     cond = read_rgb(condition)
     fit_c = Fit.of(cond.shape[:2], (H, W))
@@ -149,9 +150,9 @@ def generate(run, condition, pose, *, name: str | None = None, pose_size: tuple[
     n_ok = int(skeleton.present(kp).sum())
     if n_ok == 0:
         raise PgkitError(pose, "no keypoint of the target pose is present")
-    maps = pose_maps(kp, (H, W), kind=gens.options.get("pose_kind", "disk"),
-                     radius=float(gens.options.get("pose_radius", 4.0)),
-                     sigma=float(gens.options.get("pose_sigma", 6.0)))
+    maps = pose_maps(kp, (H, W), kind=gens.options.get("pose_kind", DEFAULT_POSE["kind"]),
+                     radius=float(gens.options.get("pose_radius", DEFAULT_POSE["radius"])),
+                     sigma=float(gens.options.get("pose_sigma", DEFAULT_POSE["sigma"])))
     I_A = torch.from_numpy(normalise(fit_c.image(cond)).transpose(2, 0, 1))[None].to(device)  # noqa: N806
     P_B = torch.from_numpy(maps)[None].to(device)  # noqa: N806
     with torch.inference_mode():
@@ -217,7 +218,7 @@ def command(run, condition, pose, name, pose_size, flip, output, separate, upsca
     unless --pose-size says otherwise, and are moved by the same transform. Each change is
     reported on stderr.
     """
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or default_device()
     res = generate(run, condition, pose, name=name, pose_size=pose_size, flip=flip, device=device, which=which)
     for note in res["notes"]:
         click.echo(note, err=True)

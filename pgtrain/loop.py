@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data import default_collate as collate
 
+from pgprep import geometry
 from pgprep.atomic import write_json_atomic
 from pgprep.cliutil import progress
 from pgprep.errors import PgkitError
@@ -199,16 +200,22 @@ class Trainer:
         with self.autocast():
             return self.g1(b["condition"], b["pose"]).float()
 
-    def d_scores(self, d, b: dict, fake: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(real scores, [fake scores...]) of discriminator `d`; one forward per set (batch norm)."""
+    def score(self, d, b: dict, x: torch.Tensor) -> torch.Tensor:
+        """D's score of image `x` for pair `b`: the pair D sees (I_A, x), the triplet D (x, P_B)."""
         if self.o.discriminator == "pair":
-            return d(b["condition"], b["target"]), [d(b["condition"], fake)]
-        return d(b["target"], b["pose"]), [d(fake, b["pose"]), d(b["condition"], b["pose"])]
+            return d(b["condition"], x)
+        return d(x, b["pose"])
+
+    def d_scores(self, d, b: dict, fake: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(real scores, [fake scores...]) of discriminator `d`; one forward per set (batch norm).
+        The triplet D also labels the condition image I_A fake."""
+        fakes = [self.score(d, b, fake)]
+        if self.o.discriminator != "pair":
+            fakes.append(self.score(d, b, b["condition"]))
+        return self.score(d, b, b["target"]), fakes
 
     def fake_score(self, b: dict, fake: torch.Tensor) -> torch.Tensor:
-        if self.o.discriminator == "pair":
-            return self.d(b["condition"], fake)
-        return self.d(fake, b["pose"])
+        return self.score(self.d, b, fake)
 
     def d_step(self, b: dict, g1_out: torch.Tensor) -> dict[str, torch.Tensor]:
         self.g2.train()
@@ -221,11 +228,7 @@ class Trainer:
         loss = losses.discriminator_loss(self.o.adversarial, real, fakes)
         out = {"d": loss.detach(), "d_real": real.detach().mean(), "d_fake": fakes[0].detach().mean()}
         if self.o.gp:
-            if self.o.discriminator == "pair":
-                score = lambda x: self.d(b["condition"], x)  # noqa: E731
-            else:
-                score = lambda x: self.d(x, b["pose"])  # noqa: E731
-            gp = losses.gradient_penalty(score, b["target"], fake)
+            gp = losses.gradient_penalty(lambda x: self.score(self.d, b, x), b["target"], fake)
             loss = loss + self.o.gp * gp
             out["gp"] = gp.detach()
         self.opt["d"].zero_grad(set_to_none=True)
@@ -372,7 +375,7 @@ def fit(shards, run, preset: str | None = None, *, tiny: bool = False, resume: b
     train_ds = open_split(shards, "train")
     sample_ds = test_data if test_data is not None else (open_split(shards, "test") or train_ds)
     size = image_size_of(train_ds)
-    pose = getattr(train_ds, "pose", None) or {"kind": "disk", "radius": 4.0, "sigma": 6.0}
+    pose = getattr(train_ds, "pose", None) or geometry.DEFAULT_POSE
     record = {**opts.to_dict(), "image_size": list(size), "pose_kind": pose["kind"],
               "pose_radius": pose["radius"], "pose_sigma": pose["sigma"],
               "shards": str(shards) if not isinstance(shards, Dataset) else type(shards).__name__,
@@ -436,7 +439,8 @@ def fit(shards, run, preset: str | None = None, *, tiny: bool = False, resume: b
                     out = trainer.stage1_step(next(stream))
                 else:
                     out = trainer.stage2_step(lambda: next(stream))
-                values = {k: float(v) for k, v in out.items()}
+                # one device-to-host copy for all losses, not one sync per loss
+                values = dict(zip(out, torch.stack([v.float() for v in out.values()]).tolist(), strict=True))
                 bad = {k: v for k, v in values.items() if not math.isfinite(v)}
                 if dist.any_over_ranks(bool(bad), info, device):
                     k, v = next(iter(bad.items())) if bad else ("on another rank", float("nan"))

@@ -14,13 +14,23 @@ import os
 from pathlib import Path
 
 from pgprep.atomic import write_text_atomic
+from pgprep.errors import PgkitError
 
 
 def read_stats(run) -> list[dict]:
+    """The records of RUN/stats.jsonl ([] if there is none); a broken line names its number."""
     path = Path(run) / "stats.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise PgkitError(path, f"line {lineno} is not JSON ({exc.msg})") from None
+    return records
 
 
 class StatsWriter:

@@ -262,7 +262,10 @@ class _ISMetric(Metric):
         if not ctx.n_images or ctx.n_images < ctx.is_splits:
             self.skipped = f"IS with {ctx.is_splits} splits needs at least {ctx.is_splits} images"
             return
-        self.head = ISHead(ctx.is_weights, ctx.device)
+        key = ("is_head", str(ctx.is_weights), str(ctx.device))  # one load for every scored row
+        if key not in ctx.cache:
+            ctx.cache[key] = ISHead(ctx.is_weights, ctx.device)
+        self.head = ctx.cache[key]
         self.acc = InceptionScore(ctx.n_images, ctx.is_splits)
 
     def update(self, batch: ScoreBatch) -> None:
