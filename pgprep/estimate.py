@@ -39,6 +39,7 @@ import numpy as np
 
 from pgprep import formats, skeleton
 from pgprep.errors import PgkitError
+from pgprep.parallel import default_jobs, run_jobs
 
 ESTIMATORS = ("mediapipe",)
 INSTALL = 'pip install "pgkit[pose]" && pip install --no-deps mediapipe==0.10.21'
@@ -216,9 +217,10 @@ class BlazePose:
         return [((kp * DET_SIZE - (pad_x, pad_y)) / scale, score)
                 for _, kp, score in weighted_nms(boxes, kps, scores)[: self.candidates]]
 
-    def landmarks(self, rgb: np.ndarray, align: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    def landmarks(self, rgb: np.ndarray, align: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
         """(39, 5) landmarks: x, y in image pixels, z, visibility and presence probabilities;
-        the pose flag; the 2x3 ROI matrix (crop pixels -> image pixels)."""
+        the pose flag; the 2x3 ROI matrix (crop pixels -> image pixels); the segmentation
+        logits of the crop (256, 256)."""
         import cv2
 
         m = roi_matrix(*roi_from_detection(align))
@@ -231,45 +233,46 @@ class BlazePose:
         out = pts.copy()
         out[:, :2] = np.concatenate([pts[:, :2], np.ones((39, 1))], axis=1) @ m.T
         out[:, 3:5] = _sigmoid(pts[:, 3:5])
-        return out, flag, m
+        seg = self.lmk.get_tensor(self._lmk_seg)[0, :, :, 0].astype(np.float32)  # a copy
+        return out, flag, m, seg
 
-    def mask(self, m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        """Boolean person mask in image pixels from the last landmark run's segmentation."""
+    @staticmethod
+    def mask(seg: np.ndarray, m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """Boolean person mask in image pixels from a landmark run's segmentation logits."""
         import cv2
 
-        seg = self.lmk.get_tensor(self._lmk_seg)[0, :, :, 0].astype(np.float32)
         return cv2.warpAffine(seg, m, (shape[1], shape[0]), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=-100.0) > 0
 
     def _person(self, rgb: np.ndarray, align: np.ndarray):
-        """(landmarks, flag, roi matrix) after the refinement pass, or None if not a person."""
-        lm, flag, m = self.landmarks(rgb, align)
-        lm2, flag2, m2 = self.landmarks(rgb, lm[33:35, :2])
-        if flag2 >= flag:
-            lm, flag, m = lm2, flag2, m2
-        else:
-            self.landmarks(rgb, align)  # leave the better run's segmentation in the interpreter
-        return (lm, flag, m) if flag >= self.min_presence else None
+        """(landmarks, flag, roi matrix, segmentation) of the better of the detection's run and
+        the refinement run, or None if not a person."""
+        first = self.landmarks(rgb, align)
+        refined = self.landmarks(rgb, first[0][33:35, :2])
+        best = refined if refined[1] >= first[1] else first
+        return best if best[1] >= self.min_presence else None
 
-    def _find(self, rgb: np.ndarray, people: list, masks: list) -> None:
+    def _find(self, rgb: np.ndarray, people: list, masks: list | None = None) -> None:
+        """Add the people found in `rgb` to `people`; their image masks to `masks` if given."""
         for align, _ in self.detect(rgb):
             if len(people) >= self.max_people:
                 return
             found = self._person(rgb, align)
             if found is None:
                 continue
-            lm, flag, m = found
+            lm, flag, m, seg = found
             if any(same_person(lm, other) for other, _ in people):
                 continue
             people.append((lm, flag))
-            masks.append(self.mask(m, rgb.shape[:2]))
+            if masks is not None:
+                masks.append(self.mask(seg, m, rgb.shape[:2]))
 
     def find_people(self, rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
         """(39, 5) landmarks (see `landmarks`) and pose flag of each person, detector order."""
         import cv2
 
         people, masks = [], []
-        self._find(rgb, people, masks)
+        self._find(rgb, people, masks if self.second_pass else None)
         if self.second_pass and people and len(people) < self.max_people:
             hidden = np.logical_or.reduce(masks)
             k = max(3, round(0.02 * max(rgb.shape[:2]))) | 1
@@ -277,10 +280,10 @@ class BlazePose:
             if (~hidden).any():
                 painted = rgb.copy()
                 painted[hidden] = np.median(rgb[~hidden], axis=0).astype(rgb.dtype)
-                self._find(painted, people, [])
+                self._find(painted, people)
         if not people:  # the detector is not mirror-symmetric: a second look
             w = rgb.shape[1]
-            self._find(np.ascontiguousarray(rgb[:, ::-1]), people, [])
+            self._find(np.ascontiguousarray(rgb[:, ::-1]), people)
             for lm, _ in people:
                 lm[:, 0] = w - 1 - lm[:, 0]
                 lm[:33] = lm[MIRROR]
@@ -375,17 +378,11 @@ def estimate_poses(root, out, estimator: str = "mediapipe", jobs: int | None = N
     from pgprep.cliutil import progress
 
     opts = (float(min_detection), float(min_presence), int(max_people), float(min_visibility), bool(second_pass))
-    n_jobs = jobs if jobs is not None else (os.cpu_count() or 1)
+    n_jobs = jobs if jobs is not None else default_jobs()
     chunk = max(1, min(64, len(todo) // max(1, 4 * n_jobs)))
     chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
     bar = progress(total=len(todo), desc="pose", unit="img")
-    if n_jobs == 1 or len(chunks) == 1:
-        results = (_estimate_chunk(c, opts) for c in chunks)
-    else:
-        from joblib import Parallel, delayed
-
-        results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_estimate_chunk)(c, opts) for c in chunks)
-    for res in results:
+    for res in run_jobs(functools.partial(_estimate_chunk, opts=opts), chunks, jobs=n_jobs):
         for img_path, n, err in res:
             if err:
                 counts["failed"] += 1

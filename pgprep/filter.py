@@ -27,6 +27,7 @@ Rules, in the order applied (all thresholds are options of `run_filter` and the 
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import os
 import struct
@@ -39,6 +40,7 @@ import pandas as pd
 
 from pgprep import atomic, deepfashion, formats, skeleton
 from pgprep.errors import PgkitError
+from pgprep.parallel import default_jobs, run_jobs
 
 STAGE = "filter"
 PARALLEL_FROM = 5000  # images; fewer are judged in-process unless --jobs is given
@@ -416,22 +418,14 @@ def _run_tasks(tasks: list[dict], th: Thresholds, decode: bool, jobs: int | None
 
     # Below a few thousand images, starting worker processes costs more than it saves
     # (3,000 images: 2,300 images/s in-process vs 1,600 with 2 workers, header check).
-    n_jobs = jobs if jobs is not None else (1 if len(tasks) < PARALLEL_FROM else os.cpu_count() or 1)
+    n_jobs = jobs if jobs is not None else (1 if len(tasks) < PARALLEL_FROM else default_jobs())
     chunk = 512
     chunks = [tasks[i:i + chunk] for i in range(0, len(tasks), chunk)]
     out: list[dict] = []
     bar = progress(total=len(tasks), desc="filter", unit="img")
-    if n_jobs == 1 or len(chunks) <= 1:
-        for c in chunks:
-            out.extend(_assess_chunk(c, th, decode))
-            bar.update(len(c))
-    else:
-        from joblib import Parallel, delayed
-
-        par = Parallel(n_jobs=n_jobs, return_as="generator")
-        for res in par(delayed(_assess_chunk)(c, th, decode) for c in chunks):
-            out.extend(res)
-            bar.update(len(res))
+    for res in run_jobs(functools.partial(_assess_chunk, th=th, decode=decode), chunks, jobs=n_jobs):
+        out.extend(res)
+        bar.update(len(res))
     bar.close()
     return out
 

@@ -22,6 +22,7 @@ import numpy as np
 from pgprep import atomic, skeleton
 from pgprep.errors import PgkitError
 from pgprep.geometry import body_mask, encode_png
+from pgprep.parallel import default_jobs, run_jobs
 
 STAGE = "masks"
 MASK_DIR = "masks"
@@ -46,9 +47,10 @@ def mask_path(work: str | os.PathLike, image: str) -> Path:
     return Path(work) / MASK_DIR / PurePosixPath(image).with_suffix(".png")
 
 
-def _write_chunk(work: str, names: list[str], kps: np.ndarray, sizes: np.ndarray,
-                 radius: int, close: int, skip_existing: bool) -> tuple[int, int, int, float]:
-    """Compute and write the masks of one chunk: (written, skipped, empty, covered fraction sum)."""
+def _write_chunk(task: tuple) -> tuple[int, int, int, float]:
+    """Compute and write the masks of one chunk, given as (work, names, keypoints, sizes,
+    radius, close, skip_existing): returns (written, skipped, empty, covered fraction sum)."""
+    work, names, kps, sizes, radius, close, skip_existing = task
     written = skipped = empty = 0
     cover = 0.0
     for name, kp, (h, w) in zip(names, kps, sizes, strict=True):
@@ -114,17 +116,10 @@ def run_masks(work: str | os.PathLike, radius: int = 4, close: int = 5, jobs: in
     args = [(os.fspath(work), names[c], kps[c], sizes[c], int(radius), int(close), skip_existing)
             for c in chunks]
     # ~2 ms per 256 px mask: below a few thousand images, starting workers costs more than it saves
-    n_jobs = ((os.cpu_count() or 1) if len(names) >= PARALLEL_MIN else 1) if jobs is None else max(1, int(jobs))
-    if len(chunks) <= 1:
-        n_jobs = 1
+    n_jobs = (default_jobs() if len(names) >= PARALLEL_MIN else 1) if jobs is None else max(1, int(jobs))
     totals = np.zeros(4)
     with bar(total=len(names), desc="masks", unit="img", disable=None if progress is None else not progress) as pb:
-        if n_jobs == 1:
-            results = (_write_chunk(*a) for a in args)
-        else:
-            from joblib import Parallel, delayed
-
-            results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_write_chunk)(*a) for a in args)
+        results = run_jobs(_write_chunk, args, jobs=n_jobs)
         for r, c in zip(results, chunks, strict=True):
             totals += r
             pb.update(len(names[c]))
