@@ -125,8 +125,7 @@ def _put_label(img: np.ndarray, text: str, x: int, y: int, w: int, h: int) -> No
 
 def _put_lines(img: np.ndarray, text: str, x: int, y: int, w: int, h: int) -> None:
     """Row labels: words wrapped onto as many lines as fit the cell, centred vertically."""
-    words = text.split()
-    lines = [" ".join(words[i:i + 1]) for i in range(len(words))] or [""]
+    lines = text.split() or [""]  # one word per line
     line_h = max(10, min(18, h // max(1, len(lines))))
     y0 = y + max(0, (h - line_h * len(lines)) // 2)
     for i, line in enumerate(lines):

@@ -83,15 +83,6 @@ def read_openpose_people(path: str | os.PathLike) -> tuple[list[np.ndarray], str
     return out, (kinds.pop() if kinds else "empty")
 
 
-def openpose_kind(path: str | os.PathLike) -> str:
-    """'COCO-18', 'BODY_25' or 'empty' for one OpenPose JSON file (used for detection reports)."""
-    doc = json.loads(Path(path).read_text())
-    for person in doc.get("people", []):
-        n = len(person.get("pose_keypoints_2d", []))
-        return {54: "COCO-18", 75: "BODY_25"}.get(n, f"{n // 3} joints")
-    return "empty"
-
-
 # ---------------------------------------------------------------- PATN annotation CSV
 
 PATN_HEADER = "name:keypoints_y:keypoints_x"

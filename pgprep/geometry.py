@@ -86,6 +86,26 @@ def denormalise(img: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- pose maps
 
+def disk_pixels(x: np.ndarray, y: np.ndarray, radius: float, row_range: tuple[int, int],
+                col_range: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels whose centre lies within `radius` of each sub-pixel point (x[p], y[p]) and inside
+    [row_range) x [col_range): (point index, row, col) arrays, one entry per pixel.
+
+    Vectorised over points: every point's square window of offsets is one index array.
+    Shared by the disk pose maps and the body-mask disks, so both draw identical disks.
+    """
+    half = int(np.ceil(radius)) + 1
+    off = np.arange(-half, half + 1)
+    px = np.rint(x).astype(np.int64)[:, None, None] + off[None, None, :]  # (P, 1, K)
+    py = np.rint(y).astype(np.int64)[:, None, None] + off[None, :, None]  # (P, K, 1)
+    dy2 = (py.astype(np.float32) - y[:, None, None]) ** 2
+    dx2 = (px.astype(np.float32) - x[:, None, None]) ** 2
+    hit = ((dy2 + dx2 <= np.float32(radius) ** 2) & (px >= col_range[0]) & (px < col_range[1])
+           & (py >= row_range[0]) & (py < row_range[1]))
+    pi, yi, xi = np.nonzero(hit)
+    return pi, py[pi, yi, 0], px[pi, 0, xi]
+
+
 def pose_maps(kp: np.ndarray, size: tuple[int, int], kind: str = "disk", radius: float = 4.0,
               sigma: float = 6.0) -> np.ndarray:
     """Render COCO-18 keypoints (18, 3) or (N, 18, 3) to float32 maps (18, H, W) / (N, 18, H, W).
@@ -109,16 +129,8 @@ def pose_maps(kp: np.ndarray, size: tuple[int, int], kind: str = "disk", radius:
         out = np.full((n, skeleton.N_JOINTS, h, w), -1.0, np.float32)
         b, j = np.nonzero(ok)
         if b.size:
-            half = int(np.ceil(radius)) + 1
-            off = np.arange(-half, half + 1)
-            x, y = kp[b, j, 0], kp[b, j, 1]
-            px = np.rint(x).astype(np.int64)[:, None, None] + off[None, None, :]  # (P, 1, K)
-            py = np.rint(y).astype(np.int64)[:, None, None] + off[None, :, None]  # (P, K, 1)
-            dy2 = (py.astype(np.float32) - y[:, None, None]) ** 2
-            dx2 = (px.astype(np.float32) - x[:, None, None]) ** 2
-            hit = (dy2 + dx2 <= np.float32(radius) ** 2) & (px >= 0) & (px < w) & (py >= 0) & (py < h)
-            pi, yi, xi = np.nonzero(hit)
-            out[b[pi], j[pi], py[pi, yi, 0], px[pi, 0, xi]] = 1.0
+            pi, rows, cols = disk_pixels(kp[b, j, 0], kp[b, j, 1], radius, (0, h), (0, w))
+            out[b[pi], j[pi], rows, cols] = 1.0
     elif kind == "gaussian":
         k = np.float32(-0.5 / (sigma * sigma))
         ys = np.arange(h, dtype=np.float32)
@@ -173,17 +185,8 @@ def body_mask(kp: np.ndarray, size: tuple[int, int], radius: float = 4, close: i
     canvas = np.zeros((h + 2 * pad, w + 2 * pad), np.uint8)
     pts = limb_points(kp, radius)
     if len(pts):
-        half = int(np.ceil(radius)) + 1
-        off = np.arange(-half, half + 1)
-        x, y = pts[:, 0], pts[:, 1]
-        px = np.rint(x).astype(np.int64)[:, None, None] + off[None, None, :]  # (P, 1, K)
-        py = np.rint(y).astype(np.int64)[:, None, None] + off[None, :, None]  # (P, K, 1)
-        dy2 = (py.astype(np.float32) - y[:, None, None]) ** 2
-        dx2 = (px.astype(np.float32) - x[:, None, None]) ** 2
-        hit = ((dy2 + dx2 <= np.float32(radius) ** 2) & (px >= -pad) & (px < w + pad)
-               & (py >= -pad) & (py < h + pad))
-        pi, yi, xi = np.nonzero(hit)
-        canvas[py[pi, yi, 0] + pad, px[pi, 0, xi] + pad] = 1
+        _, rows, cols = disk_pixels(pts[:, 0], pts[:, 1], radius, (-pad, h + pad), (-pad, w + pad))
+        canvas[rows + pad, cols + pad] = 1
     if close:
         k = np.ones((close, close), np.uint8)
         canvas = cv2.erode(cv2.dilate(canvas, k), k)  # default borders: the frame edge is neutral

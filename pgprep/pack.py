@@ -35,16 +35,13 @@ from pgprep.atomic import (
 )
 from pgprep.cliutil import debug_option, progress
 from pgprep.errors import PgkitError
+from pgprep.masks import mask_path
 from pgprep.parallel import BACKENDS, default_jobs, run_jobs
 
 STAGE = "pack"
 SIDECARS = Path(STAMP_DIR) / "shards"
 DEFAULT_MAX_PAIRS = 4000
 DEFAULT_MAX_MB = 1024
-
-
-def mask_path(work: Path, image: str) -> Path:
-    return Path(work) / "masks" / Path(image).with_suffix(".png")
 
 
 @dataclass
@@ -150,7 +147,9 @@ def _size(path: Path) -> int:
 # ---------------------------------------------------------------- one shard (runs in a worker)
 
 def _load_inputs(job: ShardJob, names: list[str]) -> tuple[dict, dict, dict]:
-    """Read and check every image and mask; returns (jpeg bytes, masks, {bad image: reason})."""
+    """Read and check every image and mask; returns ({image: (file bytes, BGR pixels or None)},
+    masks, {bad image: reason}). Every image is decoded as a check; only the dense layout,
+    which stores pixels, keeps the decoded array."""
     h, w = job.image_size
     data, masks, bad = {}, {}, {}
     for name in names:
@@ -173,7 +172,7 @@ def _load_inputs(job: ShardJob, names: list[str]) -> tuple[dict, dict, dict]:
         except PgkitError as exc:
             bad[name] = str(exc)
             continue
-        data[name] = (raw, rgb[..., ::-1])  # BGR view, as the reader's cv2.imdecode gives
+        data[name] = (raw, rgb[..., ::-1] if job.layout == "dense" else None)  # BGR, as the reader's cv2.imdecode
         masks[name] = m
     return data, masks, bad
 

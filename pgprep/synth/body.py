@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pgprep.skeleton import JOINTS, N_JOINTS
+from pgprep.skeleton import JOINTS
 
 # Extra body points beyond the 18 COCO joints, used for drawing and framing.
 EXTRA = ("head", "r_hand", "l_hand", "r_toe", "l_toe", "mid_hip", "mouth", "head_top")
@@ -223,8 +223,3 @@ class View:
 
     def placed(self, scale: float, tx: float, ty: float) -> View:
         return View(self.yaw, self.roll, scale, tx, ty, self.origin_y)
-
-
-def coco18(projected: np.ndarray) -> np.ndarray:
-    """The 18 COCO joints of projected points as (18, 2)."""
-    return projected[:N_JOINTS, :2]
