@@ -64,10 +64,28 @@ def write_csv_atomic(path: str | os.PathLike, frame) -> None:
         frame.to_csv(tmp, index=False)
 
 
+def canonical_path(path: str | os.PathLike, _dirs: dict | None = None) -> str:
+    """The absolute, symlink-resolved spelling of `path`, so `work`, `./work/` and
+    `/abs/work` fingerprint alike. `_dirs` caches resolved folders (one realpath per folder,
+    not per file: 49k images in 8k folders cost ~0.2 s)."""
+    p = os.fspath(path)
+    head, tail = os.path.split(p)
+    if tail in ("", ".", ".."):
+        return os.path.realpath(p)
+    if _dirs is None:
+        return os.path.join(os.path.realpath(head or "."), tail)
+    real = _dirs.get(head)
+    if real is None:
+        real = _dirs[head] = os.path.realpath(head or ".")
+    return os.path.join(real, tail)
+
+
 def fingerprint(files: Iterable[str | os.PathLike] = (), options: dict | None = None) -> str:
-    """Hash of the files' names, sizes and mtimes plus the options: cheap change detection."""
+    """Hash of the files' names, sizes and mtimes plus the options: cheap change detection.
+    Names are canonical (`canonical_path`): how a path was spelled changes nothing."""
     h = hashlib.sha256()
-    for f in sorted(os.fspath(f) for f in files):
+    dirs: dict = {}
+    for f in sorted({canonical_path(f, dirs) for f in files}):
         try:
             st = os.stat(f)
             h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())

@@ -9,6 +9,7 @@ from pgprep.cliutil import LazyGroup, debug_option
 
 COMMANDS = {
     "synth": ("pgprep.synth.cli:command", "Render a DeepFashion-shaped synthetic set of people."),
+    "ingest": ("pgprep.ingest:command", "Any folder of photos -> a DeepFashion-shaped tree (resize + pad)."),
     "pose": ("pgprep.estimate:command", "Run a pose estimator (BlazePose) -> OpenPose JSON."),
     "filter": ("pgprep.filter:command", "Ingest keypoints; keep single, complete persons."),
     "pairs": ("pgprep.pairs:command", "Cross-pose pairs per item, L/R-correct flips, splits."),
@@ -28,6 +29,7 @@ def main():
 
     \b
     pgprep synth data/synth --items 200 --size 64      # a DeepFashion-shaped synthetic set
+    pgprep ingest photos/ -o data/mine                  # ... or your own photos
     pgprep pose  data/synth -o data/poses               # (optional) BlazePose keypoints
     pgprep filter data/synth --poses data/synth/pose/openpose -o data/work
     pgprep pairs data/work                              # cross-pose pairs, flips, splits

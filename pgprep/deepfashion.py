@@ -53,7 +53,14 @@ def flatten_name(image: str) -> str:
 
 
 def check_relative(name: str, where: str | os.PathLike | None = None) -> str:
-    """Refuse absolute names and names with '..' (an index must not point outside ROOT)."""
+    """Refuse absolute names and names with '..' (an index must not point outside ROOT).
+
+    The one name check of pgkit: at ingest (filter) and again wherever a name is read back
+    (images.csv and pairs CSVs in masks and pack, index.json and shard names in verify and
+    PairDataset), so an edited file can never make a stage read or write outside its folder.
+    """
+    if not isinstance(name, str) or not name.strip() or "\0" in name:
+        raise PgkitError(where, f"refused image name {name!r}: empty or not a string")
     p = PurePosixPath(name.replace("\\", "/"))
     if p.is_absolute() or ".." in p.parts or re.match(r"^[A-Za-z]:", name):
         raise PgkitError(where, f"refused image name {name!r}: absolute or contains '..'")

@@ -37,7 +37,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from pgprep import formats, skeleton
+from pgprep import formats, imageio, skeleton
 from pgprep.errors import PgkitError
 from pgprep.parallel import default_jobs, run_jobs
 
@@ -45,7 +45,7 @@ ESTIMATORS = ("mediapipe",)
 INSTALL = 'pip install "pgkit[pose]" && pip install --no-deps mediapipe==0.10.21'
 DETECTOR = "modules/pose_detection/pose_detection.tflite"
 LANDMARKER = "modules/pose_landmark/pose_landmark_full.tflite"
-IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+IMAGE_EXTS = imageio.EXTENSIONS  # the one reading policy: JPEG, PNG, WebP
 
 # SsdAnchorsCalculatorOptions of pose_detection_cpu.pbtxt
 ANCHORS = {"input_size": 224, "strides": (8, 16, 32, 32, 32), "offset": 0.5,

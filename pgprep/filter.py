@@ -19,9 +19,11 @@ Rules, in the order applied (all thresholds are options of `run_filter` and the 
   4. exactly one person: people with at least `person_min_joints` joints scoring at least
      `min_score` are counted, smaller detections are noise;
   5. complete: the required body parts are present (`require`, default `torso,legs`: two of
-     the shoulders and hips, and a knee or an ankle) and at least `min_joints` of the 18;
-  6. not a close-up: shoulder width at most `max_shoulder_frac` of the image width, and the
-     skeleton (head to lowest joint) at least `min_height_frac` of the image height.
+     the shoulders and hips, and a knee or an ankle) and at least `min_joints` of the 18; a
+     joint within `border_frac` of the image's side from its border counts only when it
+     scores at least `border_min_score` (estimators park unseen joints on the border);
+  6. not a close-up: shoulder width at most `max_shoulder_frac` of the image width;
+  7. not a small skeleton: head to lowest joint at least `min_height_frac` of the image height.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import collections
 import functools
 import json
 import os
-import struct
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path, PurePosixPath
 
@@ -38,7 +39,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from pgprep import atomic, deepfashion, formats, skeleton
+from pgprep import atomic, deepfashion, formats, imageio, skeleton
 from pgprep.errors import PgkitError
 from pgprep.parallel import default_jobs, run_jobs
 
@@ -74,65 +75,35 @@ class Thresholds:
     min_joints: int = 8             # confident joints the kept person must have (of 18)
     require: tuple[str, ...] = ("torso", "legs")
     max_shoulder_frac: float = 0.35  # shoulder width / image width above this = close-up
-    min_height_frac: float = 0.4    # skeleton height / image height below this = close-up/partial
+    min_height_frac: float = 0.4    # skeleton height / image height below this = small-skeleton
+    border_frac: float = 0.02       # a joint this close to the border (fraction of the side) ...
+    border_min_score: float = 0.8   # ... counts towards completeness only at this score or above
     frame_margin: float = 2.0       # keypoints this far outside the image are tolerated
 
 
 # ---------------------------------------------------------------- cheap image checks
 
 def image_header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a JPEG SOF or PNG IHDR header without decoding, None if unknown."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        w, h = struct.unpack(">II", data[16:24])
-        return int(w), int(h)
-    if data[:2] != b"\xff\xd8":
+    """(width, height), upright, from the header without decoding; None if not a usable image."""
+    try:
+        return imageio.probe(data).size
+    except PgkitError:
         return None
-    i, n = 2, len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
-            i += 2
-            continue
-        (length,) = struct.unpack(">H", data[i + 2:i + 4])
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if i + 9 > n:
-                return None
-            h, w = struct.unpack(">HH", data[i + 5:i + 9])
-            return int(w), int(h)
-        i += 2 + length
-    return None
 
 
 def check_image(path: str | os.PathLike, decode: bool = False) -> tuple[int, int]:
-    """(width, height) of a usable image; PgkitError if empty, truncated or not an image.
+    """(width, height) of a usable image, upright (EXIF orientation applied); PgkitError if
+    empty, truncated, too large, or not a JPEG/PNG/WebP (the policy of `pgprep.imageio`).
 
-    Without `decode`, reads the bytes and checks the header and (JPEG) end-of-image marker
-    only, which catches empty, truncated and non-image files at a fraction of a decode.
+    Without `decode`, reads the header and checks that the image data ends (end-of-image
+    marker, IEND, RIFF size), which catches empty, truncated and non-image files at a
+    fraction of a decode; bytes after the end marker are tolerated.
     """
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise PgkitError(path, f"cannot read image ({exc.strerror})") from None
+    data = imageio.read_bytes(path)
+    info = imageio.probe(data, path)
     if decode:
-        from pgprep.geometry import decode_rgb
-
-        img = decode_rgb(data, path)
-        return int(img.shape[1]), int(img.shape[0])
-    if not data:
-        raise PgkitError(path, "empty image file")
-    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-64:]:
-        raise PgkitError(path, "truncated JPEG (no end-of-image marker)")
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-16:]:
-        raise PgkitError(path, "truncated PNG (no IEND chunk)")
-    size = image_header_size(data)
-    if size is None or min(size) <= 0:
-        raise PgkitError(path, "not a JPEG or PNG image (no readable size in the header)")
-    return size
+        imageio.decode(data, path, info=info)
+    return info.size
 
 
 # ---------------------------------------------------------------- judging one image
@@ -146,15 +117,24 @@ def judge(people: list[np.ndarray], width: int, height: int, th: Thresholds,
     """(main skeleton, persons, reject reason or None) for one image's detections.
 
     `persons` overrides the count (pickles of PG²'s peaks know it, a CSV row is one person).
+    A detected joint (score > 0) more than `frame_margin` px outside the image on any side,
+    negative coordinates included, rejects the image; one within the margin left of / above
+    the frame is moved onto its edge (0), since a negative coordinate means "missing".
     """
+    inside = []
     for p in people:
-        ok = skeleton.present(p)
+        ok = (p[:, 2] > 0) & np.isfinite(p[:, :2]).all(axis=1)
         xy = p[ok, :2]
-        out = (xy[:, 0] > width - 1 + th.frame_margin) | (xy[:, 1] > height - 1 + th.frame_margin)
+        m = th.frame_margin
+        out = (xy[:, 0] > width - 1 + m) | (xy[:, 1] > height - 1 + m) | (xy[:, 0] < -m) | (xy[:, 1] < -m)
         if out.any():
             j = int(np.flatnonzero(ok)[np.flatnonzero(out)[0]])
             return p, len(people), (f"out-of-frame: {skeleton.JOINTS[j]} at ({xy[out][0, 0]:.1f}, "
-                                    f"{xy[out][0, 1]:.1f}) outside the {width}x{height} image")
+                                    f"{xy[out][0, 1]:.1f}) outside the {height}x{width} (HxW) image")
+        p = p.copy()
+        p[ok, :2] = np.maximum(p[ok, :2], 0.0)
+        inside.append(skeleton.clean(p))
+    people = inside
     n = count_persons(people, th) if persons is None else persons
     if not people or n == 0:
         return skeleton.empty(), 0, (f"no-person: no detection with {th.person_min_joints}+ joints "
@@ -163,22 +143,66 @@ def judge(people: list[np.ndarray], width: int, height: int, th: Thresholds,
         return people[0], n, f"multi-person: {n} persons"
     main = max(people, key=lambda p: float(p[:, 2][p[:, 2] >= th.min_score].sum()))
     conf = (main[:, 2] >= th.min_score) & skeleton.present(main)
+    border = on_border(main, width, height, th) & conf
+    counted = conf & ~border
     missing = [part for part in th.require
-               if sum(conf[skeleton.J[j]] for j in PARTS[part][0]) < PARTS[part][1]]
+               if sum(counted[skeleton.J[j]] for j in PARTS[part][0]) < PARTS[part][1]]
     if missing:
-        return main, n, "incomplete: missing " + ", ".join(missing)
-    if conf.sum() < th.min_joints:
-        return main, n, f"incomplete: {int(conf.sum())} confident joints < {th.min_joints}"
+        return main, n, "incomplete: missing " + ", ".join(missing) + _why_missing(main, conf, border, missing, th)
+    if counted.sum() < th.min_joints:
+        return main, n, (f"incomplete: {int(counted.sum())} confident joints < {th.min_joints}"
+                         + (f" ({int(border.sum())} more on the image border below score "
+                            f"{th.border_min_score})" if border.any() else ""))
     rs, ls = main[skeleton.J["r_shoulder"]], main[skeleton.J["l_shoulder"]]
     if conf[skeleton.J["r_shoulder"]] and conf[skeleton.J["l_shoulder"]]:
         frac = float(np.hypot(*(rs[:2] - ls[:2]))) / width
         if frac > th.max_shoulder_frac:
-            return main, n, f"close-up: shoulder width {frac:.2f} of the image width > {th.max_shoulder_frac}"
+            return main, n, (f"close-up: shoulder width {_distinct(frac, th.max_shoulder_frac)} of the image "
+                             f"width > {th.max_shoulder_frac} (--max-shoulder-frac)")
     ys = main[conf, 1]
     frac = float(ys.max() - ys.min()) / height
     if frac < th.min_height_frac:
-        return main, n, f"close-up: skeleton height {frac:.2f} of the image height < {th.min_height_frac}"
+        return main, n, (f"small-skeleton: skeleton height (head to lowest joint) "
+                         f"{_distinct(frac, th.min_height_frac)} of the image height < {th.min_height_frac} "
+                         f"(--min-skeleton-height)")
     return main, n, None
+
+
+def on_border(kp: np.ndarray, width: int, height: int, th: Thresholds) -> np.ndarray:
+    """(18,) bool: joints within `border_frac` of a side of the image and scoring below
+    `border_min_score`. Pose estimators put joints they cannot see but extrapolate (the knees of
+    a frame cut at the thigh) on the frame's edge: such a joint does not make a person complete."""
+    mx, my = th.border_frac * width, th.border_frac * height
+    x, y = kp[:, 0], kp[:, 1]
+    near = (x < mx) | (x > width - 1 - mx) | (y < my) | (y > height - 1 - my)
+    return near & (kp[:, 2] < th.border_min_score) & skeleton.present(kp)
+
+
+def _why_missing(kp: np.ndarray, conf: np.ndarray, border: np.ndarray, parts: list[str], th: Thresholds) -> str:
+    """' (r_knee, l_knee not detected; r_ankle 0.42 on the border); hint' for the missing parts."""
+    groups: dict[str, list[str]] = {}
+    for j in dict.fromkeys(j for part in parts for j in PARTS[part][0]):
+        k = skeleton.J[j]
+        if conf[k] and not border[k]:
+            continue  # this one counts; the part lacks others
+        if border[k]:
+            groups.setdefault(f"on the border with score < {th.border_min_score}", []).append(f"{j} {kp[k, 2]:.2f}")
+        elif skeleton.present(kp)[k] and not conf[k]:
+            groups.setdefault(f"score < --min-score {th.min_score}", []).append(f"{j} {kp[k, 2]:.2f}")
+        else:
+            groups.setdefault("not detected", []).append(j)
+    notes = "; ".join(f"{', '.join(js)} {what}" for what, js in groups.items())
+    return (f" ({notes}); if hidden rather than cut off (long clothes), a lower "
+            "`pgprep pose --min-visibility` (default 0.3) reports them")
+
+
+def _distinct(value: float, limit: float) -> str:
+    """`value` with the fewest decimals (2..6) that do not print it equal to `limit`."""
+    for d in range(2, 7):
+        text = f"{value:.{d}f}"
+        if float(text) != float(f"{limit:.{d}f}"):
+            return text
+    return f"{value:.6f}"
 
 
 def _assess(task: dict, th: Thresholds, decode: bool) -> dict:
@@ -204,7 +228,7 @@ def _assess(task: dict, th: Thresholds, decode: bool) -> dict:
             rec["reason"] = "no-pose: no keypoints for this image in SRC"
             return rec
         try:
-            people, kind = formats.read_openpose_people(jpath)
+            people, kind = formats.read_openpose_people(jpath, offframe=True)
         except PgkitError as exc:
             code = "nan-keypoint" if "non-finite" in exc.reason else "bad-pose"
             rec["reason"] = f"{code}: {os.path.basename(jpath)}: {exc.reason}"
@@ -234,7 +258,8 @@ def detect_source(src: Path) -> str:
         head = f.read(64)
     if src.suffix.lower() in (".pkl", ".pickle", ".p") or head[:1] == b"\x80":
         return "pickle"
-    if head.replace(b" ", b"").startswith(formats.PATN_HEADER.encode()) or src.suffix.lower() == ".csv":
+    if head.removeprefix(b"\xef\xbb\xbf").replace(b" ", b"").startswith(formats.PATN_HEADER.encode()) \
+            or src.suffix.lower() == ".csv":
         return "patn"
     raise PgkitError(src, "not a recognised pose source: expected a directory of OpenPose JSON, "
                           f"a PATN CSV (first line '{formats.PATN_HEADER}') or a pickle")
@@ -301,8 +326,8 @@ def run_filter(root, poses, work, *, crop176: bool = False, x_offset: float | No
     """Ingest keypoints from `poses`, write WORK/images.csv, rejects.csv, work.json.
 
     Thresholds: the fields of `Thresholds` (min_score, person_min_joints, min_joints, require,
-    max_shoulder_frac, min_height_frac, frame_margin). `crop176` / `x_offset`: PATN CSV x values
-    refer to 256x176 centre crops, add 40 (or `x_offset`). `check`: "header" (cheap) or
+    max_shoulder_frac, min_height_frac, border_frac, border_min_score, frame_margin). `crop176` /
+    `x_offset`: PATN CSV x values refer to 256x176 centre crops, add 40 (or `x_offset`). `check`: "header" (cheap) or
     "decode" (decode every image). Returns counts (`kept`, `rejected`, by reason and split,
     `skipped=True` when the outputs were already up to date).
     """
@@ -357,8 +382,7 @@ def run_filter(root, poses, work, *, crop176: bool = False, x_offset: float | No
             for k, (kp, n) in loaded.items():
                 if offset:
                     kp = kp.copy()
-                    ok = skeleton.present(kp)
-                    kp[ok, 0] += offset
+                    kp[kp[:, 2] > 0, 0] += offset  # detected joints, also those left of the crop
                 poses_by_name[k] = ([kp], n)
         both = {**poses_by_name, **dict.fromkeys(errors)}
         found, used = _named_lookup(both, images)
@@ -377,6 +401,7 @@ def run_filter(root, poses, work, *, crop176: bool = False, x_offset: float | No
         t.update(image=r.image, item_id=r.item_id, split=r.split, path=str(root / r.image))
 
     records = _run_tasks(tasks, th, check == "decode", jobs)
+    _reject_odd_sizes(records)
 
     kept_rows, kinds = [], collections.Counter()
     for rec in records:
@@ -411,6 +436,20 @@ def run_filter(root, poses, work, *, crop176: bool = False, x_offset: float | No
         "unmatched_source_errors": source_errors[:20], "counts": counts})
     atomic.mark_done(work, STAGE, fp, kept=len(kept), rejected=len(rej))
     return {**counts, "skipped": False}
+
+
+def _reject_odd_sizes(records: list[dict]) -> None:
+    """Shards hold one image size: an image whose size differs from the most common size of
+    the readable images is rejected here (not at pack), with the way to fix it."""
+    sizes = collections.Counter((r["height"], r["width"]) for r in records if "width" in r)
+    if len(sizes) < 2:
+        return
+    (h, w), n = sizes.most_common(1)[0]
+    for r in records:
+        if "width" in r and not r.get("reason") and (r["height"], r["width"]) != (h, w):
+            r["reason"] = (f"mixed-size: image is {r['height']}x{r['width']} (HxW), {n} of "
+                           f"{sum(sizes.values())} images are {h}x{w}; shards hold one size: bring the "
+                           f"photos to one size with `pgprep ingest PHOTOS -o ROOT --size {h}x{w}`")
 
 
 def _run_tasks(tasks: list[dict], th: Thresholds, decode: bool, jobs: int | None) -> list[dict]:
@@ -468,8 +507,14 @@ def summary_rows(counts: dict) -> list[list]:
               help=f"Body parts that must be present, comma-separated, from: {', '.join(PARTS)}.")
 @click.option("--max-shoulder-frac", type=float, default=Thresholds.max_shoulder_frac, show_default=True,
               help="Close-up if shoulder width exceeds this fraction of the image width.")
-@click.option("--min-height-frac", type=float, default=Thresholds.min_height_frac, show_default=True,
-              help="Close-up if the skeleton spans less than this fraction of the image height.")
+@click.option("--min-skeleton-height", "--min-height-frac", "min_height_frac", type=float,
+              default=Thresholds.min_height_frac, show_default=True,
+              help="small-skeleton if head to lowest joint spans less than this fraction of the image "
+                   "height (--min-height-frac is the old name).")
+@click.option("--border-frac", type=float, default=Thresholds.border_frac, show_default=True,
+              help="Joints this close to the border (fraction of the image side) ...")
+@click.option("--border-min-score", type=float, default=Thresholds.border_min_score, show_default=True,
+              help="... count towards completeness only with at least this score.")
 @click.option("--frame-margin", type=float, default=Thresholds.frame_margin, show_default=True,
               help="Pixels a keypoint may lie outside the image before the image is rejected.")
 @click.option("--check", type=click.Choice(["header", "decode"]), default="header", show_default=True,
@@ -478,7 +523,8 @@ def summary_rows(counts: dict) -> list[list]:
               help=f"Worker processes (default: all cores from {PARALLEL_FROM} images on, else 1).")
 @click.option("--force", is_flag=True, help="Rerun even if the outputs are up to date.")
 def command(root, poses, work, crop176, x_offset, min_score, person_min_joints, min_joints, require,
-            max_shoulder_frac, min_height_frac, frame_margin, check, jobs, force):
+            max_shoulder_frac, min_height_frac, border_frac, border_min_score, frame_margin, check, jobs,
+            force):
     """Keep images that show exactly one, complete person; say why each other was dropped.
 
     Reads ROOT/Eval/list_eval_partition.txt (train; query + gallery = test, by item),
@@ -508,7 +554,8 @@ def command(root, poses, work, crop176, x_offset, min_score, person_min_joints, 
     counts = run_filter(root, poses, work, crop176=crop176, x_offset=x_offset, check=check, jobs=jobs,
                         force=force, min_score=min_score, person_min_joints=person_min_joints,
                         min_joints=min_joints, require=require, max_shoulder_frac=max_shoulder_frac,
-                        min_height_frac=min_height_frac, frame_margin=frame_margin)
+                        min_height_frac=min_height_frac, border_frac=border_frac,
+                        border_min_score=border_min_score, frame_margin=frame_margin)
     if counts.get("skipped"):
         click.echo(f"filter: {work} is up to date ({counts['kept']} kept, {counts['rejected']} rejected); "
                    "nothing to do (--force to rerun)")

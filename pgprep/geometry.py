@@ -16,33 +16,40 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pgprep import skeleton
+from pgprep import imageio, skeleton
 from pgprep.errors import PgkitError
 
 POSE_KINDS = ("disk", "gaussian")
-DEFAULT_POSE = {"kind": "disk", "radius": 4.0, "sigma": 6.0}
+DEFAULT_POSE = {"kind": "disk", "radius": 4.0, "sigma": 6.0}  # PG² / PATN values at 256 px
+PG2_HEIGHT = 256
+
+
+def size_scale(size: tuple[int, int]) -> float:
+    """How much larger than PG²'s 256-px DeepFashion images an image of `size` (H, W) is.
+    By the height: a standing catalogue person spans it, and PATN's 256x176 crops keep it."""
+    return float(size[0]) / PG2_HEIGHT
+
+
+def scaled_pose(size: tuple[int, int], radius: float | None = None, sigma: float | None = None) -> tuple[float, float]:
+    """Pose-map radius and sigma for images of `size`: given values as they are, missing ones
+    PG²'s radius 4 / PATN's sigma 6 scaled by `size_scale` (64 px: 1 and 1.5; 512 px: 8 and 12)."""
+    s = size_scale(size)
+    return (float(radius) if radius is not None else round(DEFAULT_POSE["radius"] * s, 4),
+            float(sigma) if sigma is not None else round(DEFAULT_POSE["sigma"] * s, 4))
 
 
 # ---------------------------------------------------------------- images
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file to uint8 RGB (H, W, 3). Raises PgkitError if empty/truncated/unreadable."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise PgkitError(path, f"cannot read image ({exc.strerror})") from None
-    return decode_rgb(data, path)
+    """Decode an image file to upright uint8 RGB (H, W, 3) under the one reading policy of
+    `pgprep.imageio` (JPEG/PNG/WebP, EXIF orientation applied, trailers ignored, pixel limit).
+    Raises PgkitError naming the file if it is empty, truncated, too large or unreadable."""
+    return imageio.read_rgb(path)
 
 
 def decode_rgb(data: bytes, path: str | os.PathLike | None = None) -> np.ndarray:
-    if len(data) == 0:
-        raise PgkitError(path, "empty image file")
-    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-64:]:
-        raise PgkitError(path, "truncated JPEG (no end-of-image marker)")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise PgkitError(path, "not a decodable image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    """`read_rgb` for bytes already in memory."""
+    return imageio.decode(data, path)
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:

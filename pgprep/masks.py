@@ -6,37 +6,48 @@ PG²'s 23 limbs, then a 5x5 dilation and erosion) and written unflipped as
 `WORK/masks/<image path with .png>`, uint8 {0, 255}. A flipped pair reads the mirror of the
 mask (np.fliplr): mirroring commutes with the construction, so it is not stored twice.
 
-Each PNG is written atomically, so a killed run leaves only complete masks; a rerun with the
-same options skips them and finishes the rest. Changing `--radius` or `--close` recomputes all.
+Each PNG is written atomically and carries a record (a PNG tEXt chunk `pgkit-mask`) of the
+digest of the keypoints, the image size and the options it was made from. A rerun keeps a
+mask only if its record matches the present images.csv row and options: a killed run
+finishes the rest, and new keypoints (filter rerun from another source) or another
+`--radius` / `--close` recompute exactly the masks concerned. `pgprep pack` checks the same
+record and refuses a mask made from other keypoints (`StaleMaskError`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import struct
+import zlib
 from pathlib import Path, PurePosixPath
 
 import click
 import numpy as np
 
 from pgprep import atomic, skeleton
+from pgprep.deepfashion import check_relative
 from pgprep.errors import PgkitError
-from pgprep.geometry import body_mask, encode_png
+from pgprep.geometry import body_mask, encode_png, size_scale
 from pgprep.parallel import default_jobs, run_jobs
 
 STAGE = "masks"
 MASK_DIR = "masks"
-OPTIONS_FILE = ".options.json"  # inside WORK/masks: the options the present masks were made with
+RECORD_KEY = b"pgkit-mask"  # PNG tEXt keyword of the record every mask carries
+RECORD_VERSION = 1
 CHUNK = 64
 PARALLEL_MIN = 2000  # jobs=None: in-process below this many images
 PG2_SIZE = 256  # PG²'s radius 4 and 5x5 closing are meant for 256x256 DeepFashion images
+PG2_RADIUS, PG2_CLOSE = 4, 5
 
 
 def scaled_options(radius: int, close: int, size: tuple[int, int]) -> tuple[int, int]:
     """Radius and closing size scaled from PG²'s 256 px to an image of `size` (H, W):
     radius -> max(1, round(radius * s)), close -> the nearest odd size (0 stays 0), with
-    s = min(H, W) / 256. At 64 px: radius 4 -> 1, close 5 -> 1 (no closing)."""
-    s = min(size) / PG2_SIZE
+    s = H / 256 (`geometry.size_scale`: a standing person spans the height, so 256x176 crops
+    keep PG²'s 4 and 5). At 64 px: radius 4 -> 1, close 5 -> 1 (no closing); 560 px: 9, 11."""
+    s = size_scale(size)
     r = max(1, int(round(radius * s)))
     c = 0 if close == 0 else max(1, int(round(close * s)))
     return r, (c if c % 2 else c + 1) if c else 0
@@ -47,39 +58,110 @@ def mask_path(work: str | os.PathLike, image: str) -> Path:
     return Path(work) / MASK_DIR / PurePosixPath(image).with_suffix(".png")
 
 
+class StaleMaskError(PgkitError):
+    """A mask whose record does not match the keypoints it would be packed with."""
+
+
+def keypoint_digest(kp: np.ndarray) -> str:
+    """Digest of one image's (18, 3) keypoints as float32 (as read from images.csv)."""
+    return hashlib.sha256(np.ascontiguousarray(kp, np.float32).tobytes()).hexdigest()[:32]
+
+
+def mask_record(kp: np.ndarray, size: tuple[int, int], radius: int, close: int) -> dict:
+    """What a mask was made from: keypoint digest, image size (H, W), radius, close."""
+    return {"keypoints": keypoint_digest(kp), "size": [int(size[0]), int(size[1])],
+            "radius": int(radius), "close": int(close), "version": RECORD_VERSION}
+
+
+def add_record(png: bytes, record: dict) -> bytes:
+    """The PNG with a tEXt chunk holding `record` inserted right after IHDR."""
+    data = RECORD_KEY + b"\0" + json.dumps(record, sort_keys=True).encode("ascii")
+    chunk = struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
+    return png[:33] + chunk + png[33:]  # 8-byte signature + 25-byte IHDR chunk
+
+
+def read_record(png: bytes) -> dict | None:
+    """The record of a mask PNG (its bytes, or at least the first few hundred), or None."""
+    pos = 8
+    while pos + 8 <= len(png):
+        n, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        if kind in (b"IDAT", b"IEND"):
+            return None
+        if kind == b"tEXt":
+            key, _, text = png[pos + 8:pos + 8 + n].partition(b"\0")
+            if key == RECORD_KEY:
+                try:
+                    rec = json.loads(text)
+                except (ValueError, UnicodeDecodeError):
+                    return None
+                return rec if isinstance(rec, dict) else None
+        pos += 12 + n
+    return None
+
+
+def check_record(png: bytes, kp: np.ndarray, path: str | os.PathLike) -> None:
+    """Raise StaleMaskError naming the mask unless it was made from keypoints `kp`."""
+    rec = read_record(png)
+    if rec is None:
+        raise StaleMaskError(path, "no keypoint record (not written by this `pgprep masks`); "
+                                   "rerun `pgprep masks WORK`")
+    if rec.get("keypoints") != keypoint_digest(kp):
+        raise StaleMaskError(path, "made from other keypoints than images.csv holds now; "
+                                   "rerun `pgprep masks WORK`")
+
+
+def _current(path: Path, record: dict) -> bool:
+    """True if the mask at `path` exists and was made from exactly `record`."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024)
+    except OSError:
+        return False
+    return read_record(head) == record
+
+
 def _write_chunk(task: tuple) -> tuple[int, int, int, float]:
     """Compute and write the masks of one chunk, given as (work, names, keypoints, sizes,
-    radius, close, skip_existing): returns (written, skipped, empty, covered fraction sum)."""
+    radius, close, skip_existing): returns (written, skipped, empty, covered fraction sum).
+    With `skip_existing`, a mask whose record matches its keypoints and options is kept."""
     work, names, kps, sizes, radius, close, skip_existing = task
     written = skipped = empty = 0
     cover = 0.0
     for name, kp, (h, w) in zip(names, kps, sizes, strict=True):
         path = mask_path(work, name)
-        if skip_existing and path.exists():
+        record = mask_record(kp, (h, w), radius, close)
+        if skip_existing and _current(path, record):
             skipped += 1
             continue
         m = body_mask(kp, (int(h), int(w)), radius=radius, close=close)
         empty += int(not m.any())
         cover += float(m.mean())
-        atomic.write_bytes_atomic(path, encode_png(m * np.uint8(255)))
+        atomic.write_bytes_atomic(path, add_record(encode_png(m * np.uint8(255)), record))
         written += 1
     return written, skipped, empty, cover
 
 
-def run_masks(work: str | os.PathLike, radius: int = 4, close: int = 5, jobs: int | None = None,
-              force: bool = False, progress: bool | None = None, scale: bool = False) -> dict:
+def run_masks(work: str | os.PathLike, radius: int | None = None, close: int | None = None,
+              jobs: int | None = None, force: bool = False, progress: bool | None = None,
+              scale: bool | None = None) -> dict:
     """Write the body mask of every image in WORK/images.csv; return counts.
 
-    `radius`: disk radius in px (PG² trains with 4); `close`: side of the square used for the
-    dilation-then-erosion (0 = none); `jobs`: worker processes (None = all cores, 1 = in this
-    process; None runs in-process below 2,000 images); `scale`: scale radius and close from PG²'s 256 px to the image size of
-    work.json (`scaled_options`; for small sets such as 64 px demos). Image sizes come from
-    images.csv (`width`, `height`), else work.json.
+    `radius`: disk radius in px (PG² trains with 4 at 256 px); `close`: side of the square
+    used for the dilation-then-erosion (0 = none); `jobs`: worker processes (None = all
+    cores, 1 = in this process; None runs in-process below 2,000 images); `scale`: scale
+    radius and close from PG²'s 256 px to the image height of work.json (`scaled_options`).
+    By default (`scale=None`) PG²'s 4 and 5 are scaled and explicit values are used as given;
+    `scale=False` keeps 4 and 5 px at any size, `scale=True` scales explicit values too.
+    Image sizes come from images.csv (`width`, `height`), else work.json.
     """
     from pgprep.cliutil import progress as bar
     from pgprep.pairs import read_work
 
     work = Path(work)
+    if scale is None:
+        scale = radius is None and close is None
+    radius = PG2_RADIUS if radius is None else radius
+    close = PG2_CLOSE if close is None else close
     if radius < 0 or close < 0:
         raise PgkitError(None, f"radius and close must be >= 0, got {radius} and {close}")
     if close and close % 2 == 0:
@@ -90,7 +172,16 @@ def run_masks(work: str | os.PathLike, radius: int = 4, close: int = 5, jobs: in
         radius, close = scaled_options(radius, close, tuple(size))
     if "height" not in images.columns:
         images["height"] = int(size[0])
-    options = {"radius": int(radius), "close": int(close), "version": 1}
+    # names are checked again here: an edited images.csv must not write outside WORK/masks
+    refused = []
+    for name in images["image"]:
+        try:
+            check_relative(name, work / "images.csv")
+        except PgkitError as exc:
+            refused.append({"image": name, "reason": str(exc)})
+    if refused:
+        images = images[~images["image"].isin({r["image"] for r in refused})].reset_index(drop=True)
+    options = {"radius": int(radius), "close": int(close), "version": 2}  # 2: masks carry records
     inputs = [work / "images.csv"]
     fp = atomic.fingerprint(inputs, options)
     outputs = [mask_path(work, n) for n in images["image"]]
@@ -100,14 +191,7 @@ def run_masks(work: str | os.PathLike, radius: int = 4, close: int = 5, jobs: in
         return {**rec.get("summary", summary), "up_to_date": True}
     atomic.clear_stamp(work, STAGE)
 
-    # resume only masks made with the same options; record the options before writing any
-    opt_file = work / MASK_DIR / OPTIONS_FILE
-    try:
-        previous = json.loads(opt_file.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        previous = None
-    skip_existing = previous == options and not force
-    atomic.write_json_atomic(opt_file, options)
+    skip_existing = not force  # each kept mask's record is checked (`_write_chunk`)
 
     kps = skeleton.frame_columns(images)
     sizes = images[["height", "width"]].to_numpy(np.int64)
@@ -126,19 +210,22 @@ def run_masks(work: str | os.PathLike, radius: int = 4, close: int = 5, jobs: in
     written, skipped, empty, cover = totals
     summary.update(written=int(written), skipped_existing=int(skipped), empty=int(empty),
                    mean_coverage=round(cover / written, 4) if written else None,
-                   masks_dir=os.fspath(work / MASK_DIR))
+                   masks_dir=os.fspath(work / MASK_DIR), refused=refused)
     atomic.mark_done(work, STAGE, fp, summary=summary)
     return {**summary, "up_to_date": False}
 
 
 @click.command("masks")
 @click.argument("work", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--radius", type=click.IntRange(min=0), default=4, show_default=True,
-              help="Radius in px of the disks along each limb (PG² trains with 4).")
-@click.option("--close", type=click.IntRange(min=0), default=5, show_default=True,
-              help="Side (odd) of the square for the dilation-then-erosion (0 = none).")
-@click.option("--scale", is_flag=True,
-              help="Scale --radius and --close from PG²'s 256 px to this set's image size.")
+@click.option("--radius", type=click.IntRange(min=0), default=None,
+              help="Radius in px of the disks along each limb, used as given. Default: PG²'s 4 at "
+                   "256 px scaled to the image height (64 px: 1, 560 px: 9).")
+@click.option("--close", type=click.IntRange(min=0), default=None,
+              help="Side (odd) of the square for the dilation-then-erosion (0 = none), used as given. "
+                   "Default: PG²'s 5 at 256 px scaled to the image height.")
+@click.option("--scale/--no-scale", default=None,
+              help="--scale: scale an explicit --radius/--close from 256 px too; --no-scale: PG²'s "
+                   "4 and 5 px at any image size.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: all cores from 2,000 images on, else 1).")
 @click.option("--force", is_flag=True, help="Recompute every mask even if the stage looks done.")
@@ -159,7 +246,7 @@ def command(work, radius, close, scale, jobs, force):
       pgprep masks data/work
       pgprep masks data/work --radius 8 --jobs 2
       pgprep masks data/work --close 0        # disks only, no closing
-      pgprep masks data/demo --scale          # 64 px images: radius 1, no closing
+      pgprep masks data/demo --no-scale       # 4 px disks and 5x5 closing at any size
 
     \b
     A killed run leaves only complete PNGs; rerunning finishes the rest. A rerun with the
@@ -176,4 +263,8 @@ def command(work, radius, close, scale, jobs, force):
                ["images", "masks written", "kept from an earlier run", "empty masks", "mean coverage"])
     if s["empty"]:
         click.echo(f"warning: {s['empty']} mask(s) are empty (no limb with both ends detected)", err=True)
+    if s.get("refused"):
+        click.echo(f"refused {len(s['refused'])} image name(s) of images.csv (no mask written):")
+        for r in s["refused"][:20]:
+            click.echo(f"  {r['reason']}")
     click.echo(f"wrote masks under {s['masks_dir']}")

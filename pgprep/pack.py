@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,8 +35,9 @@ from pgprep.atomic import (
     write_json_atomic,
 )
 from pgprep.cliutil import debug_option, progress
+from pgprep.deepfashion import check_relative
 from pgprep.errors import PgkitError
-from pgprep.masks import mask_path
+from pgprep.masks import StaleMaskError, check_record, mask_path
 from pgprep.parallel import BACKENDS, default_jobs, run_jobs
 
 STAGE = "pack"
@@ -122,12 +124,12 @@ def plan_shards(pairs: list[tuple], split: str, layout: str, root: Path, image_s
             add = dense_pair * len(item_pairs)
         else:
             new = {n for p in item_pairs for n in p[:2]} - seen
-            add = sum(_size(root / n) + h * w // 16 for n in new)
+            add = sum(_size(root, n) + h * w // 16 for n in new)
         if cur and (cur_pairs + len(item_pairs) > max_pairs or cur_bytes + add > max_bytes):
             groups.append(cur)
             cur, cur_pairs, cur_bytes, seen = [], 0, 0, set()
             if layout != "dense":
-                add = sum(_size(root / n) + h * w // 16 for n in {n for p in item_pairs for n in p[:2]})
+                add = sum(_size(root, n) + h * w // 16 for n in {n for p in item_pairs for n in p[:2]})
         cur += item_pairs
         cur_pairs += len(item_pairs)
         cur_bytes += add
@@ -137,10 +139,10 @@ def plan_shards(pairs: list[tuple], split: str, layout: str, root: Path, image_s
     return groups
 
 
-def _size(path: Path) -> int:
+def _size(root: Path, name: str) -> int:
     try:
-        return path.stat().st_size
-    except OSError:
+        return (root / check_relative(name)).stat().st_size
+    except (OSError, PgkitError):
         return 0
 
 
@@ -153,6 +155,11 @@ def _load_inputs(job: ShardJob, names: list[str]) -> tuple[dict, dict, dict]:
     h, w = job.image_size
     data, masks, bad = {}, {}, {}
     for name in names:
+        try:  # names read back from WORK are checked again: never read outside ROOT / WORK
+            check_relative(name, Path(job.work) / f"pairs-{job.split}.csv")
+        except PgkitError as exc:
+            bad[name] = str(exc)
+            continue
         if name not in job.keypoints:
             bad[name] = "not in images.csv"
             continue
@@ -161,14 +168,18 @@ def _load_inputs(job: ShardJob, names: list[str]) -> tuple[dict, dict, dict]:
             raw = path.read_bytes()
             rgb = geometry.decode_rgb(raw, path)
             if rgb.shape[:2] != (h, w):
-                raise PgkitError(path, f"image is {rgb.shape[1]}x{rgb.shape[0]}, work.json says {w}x{h}")
+                raise PgkitError(path, f"image is {rgb.shape[0]}x{rgb.shape[1]} (HxW), work.json says {h}x{w}")
             m = geometry.read_mask(mask_path(Path(job.work), name))
             if m.shape != (h, w):
                 raise PgkitError(mask_path(Path(job.work), name),
-                                 f"mask is {m.shape[1]}x{m.shape[0]}, expected {w}x{h}")
+                                 f"mask is {m.shape[0]}x{m.shape[1]} (HxW), expected {h}x{w}")
+            mpath = mask_path(Path(job.work), name)
+            check_record(mpath.read_bytes(), np.asarray(job.keypoints[name], np.float32), mpath)
         except OSError as exc:
             bad[name] = f"{path}: cannot read ({exc.strerror})"
             continue
+        except StaleMaskError:
+            raise  # masks older than images.csv: the stage order is wrong, not one record
         except PgkitError as exc:
             bad[name] = str(exc)
             continue
@@ -214,14 +225,16 @@ def pack_shard(job: ShardJob) -> dict:
         finally:
             writer.close(len(used))
     data_bytes = buf.getbuffer()
-    digest = hashlib.sha256(data_bytes).hexdigest()
+    entry = {"file": job.file, "split": job.split, "pairs": len(kept), "images": len(used),
+             "bytes": len(data_bytes), "sha256": hashlib.sha256(data_bytes).hexdigest(),
+             "quick_sha256": shard_format.quick_digest(data_bytes)}
+    # the sidecar first: a shard renamed into place is always recorded as pgkit's own (a kill
+    # between the two leaves a sidecar whose file is missing: the rerun writes it)
+    write_json_atomic(Path(job.out_dir) / SIDECARS / (job.file + ".json"),
+                      {**entry, "fingerprint": job.fingerprint, "removed": removed})
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:
         fh.write(data_bytes)
     data_bytes.release()
-    entry = {"file": job.file, "split": job.split, "pairs": len(kept), "images": len(used),
-             "bytes": out.stat().st_size, "sha256": digest}
-    write_json_atomic(Path(job.out_dir) / SIDECARS / (job.file + ".json"),
-                      {**entry, "fingerprint": job.fingerprint, "removed": removed})
     return {**entry, "removed": removed}
 
 
@@ -235,25 +248,100 @@ def _complete(out_dir: Path, job: ShardJob) -> dict | None:
     path = out_dir / job.file
     if rec.get("fingerprint") != job.fingerprint or not path.is_file():
         return None
+    if "quick_sha256" not in rec:  # made by an older pgkit: rewrite it
+        return None
     if path.stat().st_size != rec.get("bytes") or file_sha256(path) != rec.get("sha256"):
         return None
-    return {k: rec[k] for k in ("file", "split", "pairs", "images", "bytes", "sha256", "removed")}
+    return {k: rec[k] for k in ENTRY_KEYS + ("removed",)}
+
+
+ENTRY_KEYS = ("file", "split", "pairs", "images", "bytes", "sha256", "quick_sha256")
+_TEMP = re.compile(r"\.((train|test)-[0-9]{5}\.h5|index\.json)\.[A-Za-z0-9_]+\.tmp")
+
+
+def _recorded_shards(out_dir: Path) -> set[str]:
+    """Shard files pgkit recorded in `out_dir`: listed by its index.json or by a sidecar."""
+    names = set()
+    try:
+        doc = json.loads((out_dir / shard_format.INDEX).read_text())
+    except (OSError, ValueError):
+        doc = None
+    if isinstance(doc, dict) and doc.get("format") == shard_format.FORMAT and isinstance(doc.get("shards"), list):
+        names |= {e.get("file") for e in doc["shards"] if isinstance(e, dict)}
+    for side in (out_dir / SIDECARS).glob("*.h5.json"):
+        try:
+            rec = json.loads(side.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and rec.get("file") == side.name[:-len(".json")]:
+            names.add(rec["file"])
+    return {n for n in names if isinstance(n, str) and shard_format.SHARD_FILE.fullmatch(n)}
+
+
+def _check_output_dir(out_dir: Path) -> set[str]:
+    """Refuse an output folder holding anything pgkit did not write there (so nothing of the
+    user's is overwritten or deleted); returns the shards pgkit recorded in it."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PgkitError(out_dir, "exists and is not a folder")
+    if not out_dir.exists():
+        return set()
+    recorded = _recorded_shards(out_dir)
+    index = out_dir / shard_format.INDEX
+    ours = recorded | {STAMP_DIR}
+    try:
+        if index.exists() and json.loads(index.read_text()).get("format") == shard_format.FORMAT:
+            ours.add(shard_format.INDEX)
+    except (OSError, ValueError, AttributeError):
+        pass
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in ours and not _TEMP.fullmatch(p.name))
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise PgkitError(out_dir / foreign[0], f"not written by pgkit{more}: pack writes only into an "
+                         "empty folder or one it made, and never deletes or overwrites other files; "
+                         "move it away or choose another -o")
+    return recorded
+
+
+def _index_matches(out_dir: Path, jobs_list: list) -> bool:
+    """index.json is valid, lists exactly the planned shards, and every shard still has its
+    recorded size and sha256 (a full re-hash: ~0.7 s a GB)."""
+    try:
+        index = shard_format.read_index(out_dir)
+    except PgkitError:
+        return False
+    if [e["file"] for e in index["shards"]] != [j.file for j in jobs_list]:
+        return False
+    for e in index["shards"]:
+        path = out_dir / e["file"]
+        try:
+            if path.stat().st_size != e.get("bytes") or file_sha256(path) != e["sha256"]:
+                return False
+        except OSError:
+            return False
+    return True
 
 
 # ---------------------------------------------------------------- the stage
 
 def run_pack(work: str | os.PathLike, shards: str | os.PathLike, layout: str = "compact",
              jobs: int | None = None, backend: str = "loky", scheduler: str | None = None,
-             pose_kind: str = "disk", pose_radius: float = 4.0, pose_sigma: float = 6.0,
+             pose_kind: str = "disk", pose_radius: float | None = None, pose_sigma: float | None = None,
              max_pairs: int = DEFAULT_MAX_PAIRS, max_mb: float = DEFAULT_MAX_MB,
-             cluster_options: dict | None = None, show_progress: bool = False) -> dict:
+             cluster_options: dict | None = None, show_progress: bool = False,
+             force: bool = False) -> dict:
     """Pack WORK into shards. Returns a summary: pairs per split, shards written/skipped,
-    bytes, removed inputs, `up_to_date` (True when nothing had to be done)."""
+    bytes, removed inputs, `up_to_date` (True when nothing had to be done).
+
+    Up to date means: the same inputs and options as last time, and every shard still has
+    the size and sha256 index.json records. `force` rewrites every shard. The output folder
+    may hold only what pgkit wrote there (`_check_output_dir`); a shard the new plan no
+    longer needs is deleted only if pgkit recorded it (index.json or a sidecar)."""
     if layout not in shard_format.LAYOUTS:
         raise PgkitError(None, f"layout must be one of {shard_format.LAYOUTS}, got {layout!r}")
     work, out_dir = Path(work), Path(shards)
-    pose = shard_format.pose_settings(pose_kind, pose_radius, pose_sigma)
     w = load_work(work)
+    # pose maps scale with the image height like the masks (PG²'s radius 4 at 256 px) unless given
+    pose = shard_format.pose_settings(pose_kind, *geometry.scaled_pose(w["image_size"], pose_radius, pose_sigma))
     root = Path(w["root"])
     if not root.is_absolute():
         root = (work / root).resolve()
@@ -266,23 +354,26 @@ def run_pack(work: str | os.PathLike, shards: str | os.PathLike, layout: str = "
             kps = {n: w["keypoints"][n].tolist() for n in names if n in w["keypoints"]}
             job = ShardJob(shard_format.shard_name(split, k), split, layout, str(out_dir), str(root),
                            str(work), w["image_size"], pose, pairs, kps)
-            files = [root / n for n in names] + [mask_path(work, n) for n in names]
+            safe = [n for n in names if _is_safe(n)]  # unsafe ones are rejected by the job
+            files = [root / n for n in safe] + [mask_path(work, n) for n in safe]
             job.fingerprint = fingerprint(files, {"layout": layout, "pose": pose, "file": job.file,
                                                   "size": w["image_size"], "pairs": pairs,
                                                   "keypoints": kps, "schema": shard_format.VERSION})
             jobs_list.append(job)
     fp = fingerprint([], {"shards": [j.fingerprint for j in jobs_list], "version": __version__})
     outputs = [out_dir / shard_format.INDEX] + [out_dir / j.file for j in jobs_list]
-    if is_up_to_date(out_dir, STAGE, fp, outputs):
+    if not force and is_up_to_date(out_dir, STAGE, fp, outputs) and _index_matches(out_dir, jobs_list):
         index = shard_format.read_index(out_dir)
         return _summary(index, written=0, skipped=len(jobs_list), up_to_date=True)
 
+    recorded = _check_output_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for tmp in out_dir.glob(".*.h5.*.tmp"):  # left behind by a killed run
-        tmp.unlink(missing_ok=True)
+    for tmp in out_dir.iterdir():  # left behind by a killed run (pgkit's temporary names only)
+        if _TEMP.fullmatch(tmp.name):
+            tmp.unlink(missing_ok=True)
     done, todo = {}, []
     for job in jobs_list:
-        rec = _complete(out_dir, job)
+        rec = None if force else _complete(out_dir, job)
         if rec is None:
             todo.append(job)
         else:
@@ -307,19 +398,25 @@ def run_pack(work: str | os.PathLike, shards: str | os.PathLike, layout: str = "
     index = {
         "format": shard_format.FORMAT, "version": shard_format.VERSION, "layout": layout,
         "image_size": list(w["image_size"]), "splits": splits,
-        "shards": [{k: e[k] for k in ("file", "split", "pairs", "images", "bytes", "sha256")}
-                   for e in entries],
+        "shards": [{k: e[k] for k in ENTRY_KEYS} for e in entries],
         "pose": pose, "normalisation": shard_format.NORMALISATION, "joints": list(skeleton.JOINTS),
         "removed": removed, "created_by": f"pgprep {__version__}",
     }
     write_json_atomic(out_dir / shard_format.INDEX, index)
     keep = {j.file for j in jobs_list}
-    for stale in out_dir.glob(shard_format.SHARD_GLOB):
-        if stale.name not in keep:
-            stale.unlink()
-            (out_dir / SIDECARS / (stale.name + ".json")).unlink(missing_ok=True)
+    for name in sorted(recorded - keep):  # only shards pgkit itself recorded here
+        (out_dir / name).unlink(missing_ok=True)
+        (out_dir / SIDECARS / (name + ".json")).unlink(missing_ok=True)
     mark_done(out_dir, STAGE, fp, source=str(work.resolve()))
     return _summary(index, written=len(todo), skipped=len(jobs_list) - len(todo), up_to_date=False)
+
+
+def _is_safe(name: str) -> bool:
+    try:
+        check_relative(name)
+    except PgkitError:
+        return False
+    return True
 
 
 def _summary(index: dict, written: int, skipped: int, up_to_date: bool) -> dict:
@@ -347,15 +444,19 @@ def _summary(index: dict, written: int, skipped: int, up_to_date: bool) -> dict:
               help="dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster).")
 @click.option("--pose-kind", type=click.Choice(geometry.POSE_KINDS), default="disk", show_default=True,
               help="Pose maps: PG²'s solid disk or a Gaussian.")
-@click.option("--pose-radius", type=float, default=4.0, show_default=True, help="Disk radius (px).")
-@click.option("--pose-sigma", type=float, default=6.0, show_default=True, help="Gaussian sigma (px).")
+@click.option("--pose-radius", type=float, default=None,
+              help="Disk radius (px). Default: PG²'s 4 at 256 px scaled to the image height.")
+@click.option("--pose-sigma", type=float, default=None,
+              help="Gaussian sigma (px). Default: 6 at 256 px scaled to the image height.")
 @click.option("--max-pairs", type=click.IntRange(min=1), default=DEFAULT_MAX_PAIRS, show_default=True,
               help="Start a new shard after about this many pairs (whole items only).")
 @click.option("--max-mb", type=click.FloatRange(min=0.001), default=DEFAULT_MAX_MB, show_default=True,
               help="... or after about this many megabytes.")
+@click.option("--force", is_flag=True,
+              help="Rewrite every shard even if its inputs and recorded sha256 still match.")
 @debug_option
 def command(work, shards_dir, layout, jobs, backend, scheduler, pose_kind, pose_radius, pose_sigma,
-            max_pairs, max_mb):
+            max_pairs, max_mb, force):
     """Pack WORK (images, keypoints, masks, pairs) into verified HDF5 shards.
 
     compact (default) stores each image once as its original JPEG bytes, bit-packed masks,
@@ -379,7 +480,7 @@ def command(work, shards_dir, layout, jobs, backend, scheduler, pose_kind, pose_
     """
     s = run_pack(work, shards_dir, layout=layout, jobs=jobs, backend=backend, scheduler=scheduler,
                  pose_kind=pose_kind, pose_radius=pose_radius, pose_sigma=pose_sigma,
-                 max_pairs=max_pairs, max_mb=max_mb, show_progress=True)
+                 max_pairs=max_pairs, max_mb=max_mb, show_progress=True, force=force)
     pairs = ", ".join(f"{k} {v}" for k, v in s["pairs"].items())
     if s["up_to_date"]:
         click.echo(f"pack: up to date, nothing to do ({s['shards']} shards, {pairs} pairs in {shards_dir})")

@@ -270,8 +270,9 @@ def run_pairs(work: str | os.PathLike, seed: int = 0, min_distance: float = DEFA
         raise PgkitError(None, f"max_per_item must be >= 1, got {max_per_item}")
     inputs = [images_path, work / "work.json"] + [Path(p) for p in (import_test, import_train) if p]
     options = {"seed": int(seed), "min_distance": float(min_distance), "max_per_item": max_per_item,
-               "flip": bool(flip), "import_test": os.fspath(import_test) if import_test else None,
-               "import_train": os.fspath(import_train) if import_train else None,
+               "flip": bool(flip),
+               "import_test": atomic.canonical_path(import_test) if import_test else None,
+               "import_train": atomic.canonical_path(import_train) if import_train else None,
                "export": os.path.abspath(export) if export else None, "version": 1}
     fp = atomic.fingerprint(inputs, options)
     outputs = [work / f"pairs-{s}.csv" for s in SPLITS]

@@ -16,8 +16,11 @@ bytes on any backend. Reader and writer share the constants below.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -29,6 +32,7 @@ import numpy as np
 from pgprep import geometry, skeleton
 from pgprep.atomic import file_sha256
 from pgprep.cliutil import debug_option, echo_table, progress
+from pgprep.deepfashion import check_relative
 from pgprep.errors import PgkitError
 
 FORMAT = "pgkit-shards"
@@ -38,6 +42,11 @@ LAYOUTS = ("compact", "dense")
 SPLITS = ("train", "test")
 NORMALISATION = "(x - 127.5) / 127.5"
 SHARD_GLOB = "*-[0-9][0-9][0-9][0-9][0-9].h5"
+SHARD_FILE = re.compile(r"(train|test)-[0-9]{5}\.h5")  # the only names pack writes (or deletes)
+QUICK_BLOCK = 1 << 20  # quick digest: size + first and last MiB (docs/shards.md: cost)
+MAX_SIDE = 16384  # largest image side index.json may claim
+MAX_POSE_PX = 1024.0  # largest pose-map radius / sigma
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 # Chosen by measurement (docs/shards.md): masks bit-packed along rows then gzip level 4 in one
 # chunk per image; JPEG bytes stored as they are (already entropy coded); dense datasets one
@@ -57,10 +66,61 @@ def shard_name(split: str, k: int) -> str:
     return f"{split}-{k:05d}.h5"
 
 
-def pose_settings(kind: str = "disk", radius: float = 4.0, sigma: float = 6.0) -> dict:
+def pose_settings(kind: str = "disk", radius: float = 4.0, sigma: float = 6.0,
+                  where: str | os.PathLike | None = None) -> dict:
+    """Pose-map settings, checked: a known kind, radius and sigma finite in (0, 1024] px."""
     if kind not in geometry.POSE_KINDS:
-        raise PgkitError(None, f"pose map kind must be one of {geometry.POSE_KINDS}, got {kind!r}")
-    return {"kind": kind, "radius": float(radius), "sigma": float(sigma)}
+        raise PgkitError(where, f"pose map kind must be one of {geometry.POSE_KINDS}, got {kind!r}")
+    out = {"kind": kind}
+    for name, v in (("radius", radius), ("sigma", sigma)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or not (math.isfinite(v) and 0 < v <= MAX_POSE_PX):
+            raise PgkitError(where, f"pose {name} must be a number in (0, {MAX_POSE_PX:g}] px, got {v!r}")
+        out[name] = float(v)
+    return out
+
+
+def quick_digest(data: str | os.PathLike | bytes | memoryview) -> str:
+    """sha256 of the size and the first and last MiB (the whole file up to 2 MiB): what
+    PairDataset re-checks each time a process opens a shard. Takes a path or the bytes."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        view = memoryview(data)
+        size = len(view)
+        parts = [view] if size <= 2 * QUICK_BLOCK else [view[:QUICK_BLOCK], view[size - QUICK_BLOCK:]]
+    else:
+        with open(data, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size <= 2 * QUICK_BLOCK:
+                parts = [f.read()]
+            else:
+                head = f.read(QUICK_BLOCK)
+                f.seek(size - QUICK_BLOCK)
+                parts = [head, f.read(QUICK_BLOCK)]
+    h = hashlib.sha256(f"pgkit-quick {size}\n".encode())
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()
+
+
+def check_shard_file(path: str | os.PathLike, entry: dict, full: bool = False) -> None:
+    """Raise PgkitError naming the shard if its size, quick digest or (with `full`) sha256
+    differ from its index.json entry."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if "bytes" in entry and size != entry["bytes"]:
+            why = f"size {size:,} bytes, index.json records {entry['bytes']:,}"
+        elif "quick_sha256" in entry and quick_digest(path) != entry["quick_sha256"]:
+            why = "first/last MiB differ from index.json's quick_sha256"
+        elif full and file_sha256(path) != entry["sha256"]:
+            why = "sha256 differs from index.json's"
+        else:
+            return
+    except FileNotFoundError:
+        raise PgkitError(path, "missing (listed in index.json)") from None
+    except OSError as exc:
+        raise PgkitError(path, f"cannot read shard ({exc.strerror})") from None
+    raise PgkitError(path, f"changed since it was packed ({why}); rerun `pgprep pack` to rewrite it")
 
 
 def _attrs(layout: str, split: str, image_size, pose: dict, n_pairs: int, n_images: int,
@@ -211,24 +271,40 @@ def decode_bgr(data: np.ndarray, where: str) -> np.ndarray:
 
 class ShardReader:
     """Reads pairs from one shard; opens the HDF5 file on first use in each process, so it
-    pickles (DataLoader workers, DistributedSampler ranks) without an open handle."""
+    pickles (DataLoader workers, DistributedSampler ranks) without an open handle.
 
-    def __init__(self, path: str | os.PathLike):
+    With `entry` and `index` (its index.json entry and the validated index), every open
+    first re-checks the file's size and quick digest (`check_shard_file`), then its
+    attributes and dataset shapes against index.json (`_check_schema`): a shard changed or
+    replaced after packing stops with a PgkitError naming it, never trains silently."""
+
+    def __init__(self, path: str | os.PathLike, entry: dict | None = None, index: dict | None = None):
         self.path = Path(path)
+        self.entry, self.index = entry, index
         self._f = None
         self._pid = None
         self._meta = None
 
     def __getstate__(self):
-        return {"path": self.path, "_f": None, "_pid": None, "_meta": None}
+        return {"path": self.path, "entry": self.entry, "index": self.index,
+                "_f": None, "_pid": None, "_meta": None}
 
     @property
     def f(self) -> h5py.File:
         if self._f is None or self._pid != os.getpid():
+            if self.entry is not None:
+                check_shard_file(self.path, self.entry)
             try:
-                self._f = h5py.File(self.path, "r")
+                f = h5py.File(self.path, "r")
             except OSError as exc:
                 raise PgkitError(self.path, f"cannot open shard ({exc})") from None
+            if self.entry is not None and self.index is not None:
+                problems = _check_schema(f, self.entry, self.index)
+                if problems:
+                    f.close()
+                    raise PgkitError(self.path, f"disagrees with index.json: {problems[0]}"
+                                     + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+            self._f = f
             self._pid = os.getpid()
             self._meta = None
         return self._f
@@ -246,7 +322,7 @@ class ShardReader:
             m = {"layout": str(f.attrs["layout"]), "pairs": int(f.attrs["pairs"]),
                  "image_size": tuple(int(v) for v in f.attrs["image_size"]),
                  "pose": pose_settings(str(f.attrs["pose_kind"]), float(f.attrs["pose_radius"]),
-                                       float(f.attrs["pose_sigma"]))}
+                                       float(f.attrs["pose_sigma"]), where=self.path)}
             if m["layout"] == "compact":
                 m["from"] = f["pairs/from"][:]
                 m["to"] = f["pairs/to"][:]
@@ -330,19 +406,81 @@ def read_index(shards: str | os.PathLike) -> dict:
         raise PgkitError(path, f"not a {FORMAT} index (format={doc.get('format') if isinstance(doc, dict) else None!r})")
     if doc.get("version") != VERSION:
         raise PgkitError(path, f"index version {doc.get('version')!r}; this pgkit reads version {VERSION}")
+    return validate_index(doc, path)
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def validate_index(doc: dict, path: str | os.PathLike) -> dict:
+    """Check every field a reader relies on (types, ranges, names, totals); raise PgkitError
+    naming index.json at the first problem. Returns `doc` with `pose` filled in."""
+    def bad(reason: str):
+        raise PgkitError(path, reason)
+
+    if doc.get("layout") not in LAYOUTS:
+        bad(f"layout must be one of {LAYOUTS}, got {doc.get('layout')!r}")
+    size = doc.get("image_size")
+    if not (isinstance(size, list) and len(size) == 2
+            and all(_count(v) and 0 < v <= MAX_SIDE for v in size)):
+        bad(f"image_size must be [H, W], whole numbers in 1..{MAX_SIDE}, got {size!r}")
+    pose = doc.get("pose", pose_settings())
+    if not isinstance(pose, dict):
+        bad(f"pose must be an object with kind, radius, sigma, got {pose!r}")
+    doc["pose"] = pose_settings(pose.get("kind"), pose.get("radius"), pose.get("sigma"), where=path)
+    splits, entries = doc.get("splits"), doc.get("shards")
+    if not isinstance(splits, dict) or not splits or not set(splits) <= set(SPLITS):
+        bad(f"splits must be an object keyed by {SPLITS}, got {splits!r:.80}")
+    if not isinstance(entries, list):
+        bad(f"shards must be a list, got {type(entries).__name__}")
+    totals = dict.fromkeys(splits, 0)
+    seen = set()
+    for k, e in enumerate(entries):
+        where = f"shards[{k}]"
+        if not isinstance(e, dict):
+            bad(f"{where} must be an object, got {e!r:.80}")
+        name = e.get("file")
+        try:
+            check_relative(name, path)
+        except PgkitError as exc:
+            bad(f"{where}: {exc.reason}")
+        if not SHARD_FILE.fullmatch(name):
+            bad(f"{where}: file {name!r} is not a shard name (<split>-NNNNN.h5)")
+        if name in seen:
+            bad(f"{where}: {name} listed twice")
+        seen.add(name)
+        if e.get("split") not in splits:
+            bad(f"{where} ({name}): split {e.get('split')!r} is not one of {sorted(splits)}")
+        for field in ("pairs", "bytes", "images"):
+            if (field == "pairs" or field in e) and not _count(e.get(field)):
+                bad(f"{where} ({name}): {field} must be a whole number >= 0, got {e.get(field)!r}")
+        for field in ("sha256", "quick_sha256"):
+            if (field == "sha256" or field in e) and not (isinstance(e.get(field), str)
+                                                          and _HEX64.fullmatch(e[field])):
+                bad(f"{where} ({name}): {field} must be 64 hex digits, got {e.get(field)!r}")
+        totals[e["split"]] += e["pairs"]
+    for split, info in splits.items():
+        if not isinstance(info, dict) or not _count(info.get("pairs")):
+            bad(f"splits.{split}.pairs must be a whole number >= 0, got {info!r:.80}")
+        if info["pairs"] != totals[split]:
+            bad(f"split {split} claims {info['pairs']} pairs, its shards list {totals[split]}")
     return doc
 
 
 def _check_schema(f: h5py.File, entry: dict, index: dict) -> list[str]:
     bad = []
+    pose = index.get("pose") or pose_settings()
     expect = {"format": FORMAT, "schema_version": VERSION, "layout": index.get("layout"),
-              "split": entry.get("split"), "pairs": entry.get("pairs")}
+              "split": entry.get("split"), "pairs": entry.get("pairs"),
+              "image_size": list(index.get("image_size", [])), "pose_kind": pose["kind"],
+              "pose_radius": pose["radius"], "pose_sigma": pose["sigma"]}
     for k, v in expect.items():
         got = f.attrs.get(k)
         got = got.decode() if isinstance(got, bytes) else got
-        got = got.item() if isinstance(got, np.generic) else got
+        got = got.tolist() if isinstance(got, (np.generic, np.ndarray)) else got
         if got is None or (got != v and str(got) != str(v)):
-            bad.append(f"attribute {k}={got!r}, expected {v!r}")
+            bad.append(f"attribute {k}={got!r}, index.json says {v!r}")
     if bad:
         return bad
     h, w = index["image_size"]
@@ -361,6 +499,8 @@ def _check_schema(f: h5py.File, entry: dict, index: dict) -> list[str]:
                 v = f[d][:]
                 if v.min() < 0 or v.max() >= m:
                     bad.append(f"{d} indexes outside 0..{m - 1}")
+        if not bad:
+            bad += _check_names(f["images/name"][:], "images/name")
     else:
         missing = [d for d in DENSE_DATASETS if d not in f]
         if missing:
@@ -369,7 +509,20 @@ def _check_schema(f: h5py.File, entry: dict, index: dict) -> list[str]:
                   "mask": (n, h, w, 1), "keypoints": (n, 18, 3), "from": (n,), "to": (n,),
                   "flip": (n,)}
         bad += [f"{d} has shape {f[d].shape}, expected {s}" for d, s in shapes.items() if f[d].shape != s]
+        if not bad:
+            bad += _check_names(f["from"][:], "from") + _check_names(f["to"][:], "to")
     return bad
+
+
+def _check_names(raw, dataset: str) -> list[str]:
+    """Image names stored in a shard pass the same check as every other name pgkit reads."""
+    for k, b in enumerate(raw):
+        name = b.decode() if isinstance(b, bytes) else str(b)
+        try:
+            check_relative(name)
+        except PgkitError as exc:
+            return [f"{dataset}[{k}]: {exc.reason}"]
+    return []
 
 
 def verify(shards: str | os.PathLike, show_progress: bool = False) -> list[str]:

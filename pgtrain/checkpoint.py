@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,16 +20,39 @@ import torch
 
 from pgprep.atomic import atomic_path
 from pgprep.errors import PgkitError
+from pgtrain.rundir import writing
 
 FORMAT = "pgkit-checkpoint"
 VERSION = 1
 
 
 def save(path, state: dict) -> None:
-    """torch.save to a temporary file, renamed into place when complete."""
+    """torch.save to a temporary file, renamed into place when complete. A failed write (full
+    disk) removes the temporary file and raises PgkitError naming the checkpoint."""
     state = {"format": FORMAT, "version": VERSION, **state}
-    with atomic_path(path) as tmp:
+    with writing(path), atomic_path(path) as tmp:
         torch.save(state, tmp)
+
+
+def _load_failure(exc: Exception) -> str:
+    """Our words for why torch.load(weights_only=True) failed. torch's own message advises
+    `weights_only=False`, which would run code from the file: never passed on."""
+    import pickle
+
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text or "Weights only" in text:
+        found = re.search(r"(?:GLOBAL|global) ([\w.]+)", text)
+        what = f" ({found.group(1)})" if found else ""
+        return ("refused: it holds Python objects other than tensors and plain values" + what +
+                "; pgkit loads checkpoints without running code from them, so only checkpoints "
+                "written by `pgtrain fit` can be read")
+    if isinstance(exc, OSError):
+        return f"cannot read it ({exc.strerror or exc})"
+    if "zip archive" in text or isinstance(exc, EOFError):
+        return "not a readable checkpoint: truncated or not a torch file (rerun the training " \
+               "with --resume from an intact checkpoint, or retrain)"
+    first = text.splitlines()[0] if text else ""
+    return f"not a readable checkpoint ({type(exc).__name__}{': ' + first[:200] if first else ''})"
 
 
 def load(path, device="cpu") -> dict:
@@ -36,9 +60,9 @@ def load(path, device="cpu") -> dict:
     if not path.exists():
         raise PgkitError(path, "no such checkpoint")
     try:
-        ck = torch.load(path, map_location=device, weights_only=True)
+        ck = torch.load(path, map_location=device, weights_only=True)  # never weights_only=False
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise PgkitError(path, f"not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        raise PgkitError(path, _load_failure(exc)) from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise PgkitError(path, "not a pgkit checkpoint")
     if ck.get("version") != VERSION:

@@ -12,6 +12,12 @@ workers move ~0.4 MB per pair at 256x256 instead of 6.5 MB.
 
 HDF5 files are opened lazily, once per process, so the dataset pickles into DataLoader
 workers (and DistributedSampler ranks) without carrying open handles.
+
+Integrity: index.json is validated on read (pgprep.shards.read_index). Making the dataset
+re-hashes the split's shards against index.json (`check="sha256"`, the default; ~0.7 s a
+GB, README "Reliability"), or only their size and first/last MiB (`check="quick"`). Every
+process that opens a shard re-checks size + quick digest and its attributes against
+index.json, so a shard altered later still stops with a PgkitError naming it.
 """
 
 from __future__ import annotations
@@ -58,7 +64,9 @@ class PairDataset(Dataset):
 
     def __init__(self, shards_dir: str | os.PathLike, split: str = "train", raw: bool = False,
                  pose_kind: str | None = None, pose_radius: float | None = None,
-                 pose_sigma: float | None = None):
+                 pose_sigma: float | None = None, check: str = "sha256"):
+        if check not in ("sha256", "quick"):
+            raise PgkitError(None, f"check must be 'sha256' or 'quick', got {check!r}")
         self.root = Path(shards_dir)
         self.index = shard_format.read_index(self.root)
         if split not in self.index.get("splits", {}):
@@ -72,7 +80,11 @@ class PairDataset(Dataset):
                                                p["sigma"] if pose_sigma is None else pose_sigma)
         self.layout = self.index["layout"]
         entries = [e for e in self.index["shards"] if e["split"] == split and e["pairs"] > 0]
-        self.readers = [shard_format.ShardReader(self.root / e["file"]) for e in entries]
+        self.readers = [shard_format.ShardReader(self.root / e["file"], e, self.index) for e in entries]
+        for e, r in zip(entries, self.readers, strict=True):
+            shard_format.check_shard_file(r.path, e, full=check == "sha256")
+            r.f  # noqa: B018 - opening checks size, quick digest, attributes and shapes
+            r.close()  # workers open their own handle
         self._starts = np.cumsum([0] + [int(e["pairs"]) for e in entries]).tolist()
 
     @property

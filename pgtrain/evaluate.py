@@ -21,7 +21,14 @@ from pathlib import Path
 import click
 import torch
 
-from pgprep.atomic import file_sha256, fingerprint, is_up_to_date, mark_done, write_json_atomic
+from pgprep.atomic import (
+    canonical_path,
+    file_sha256,
+    fingerprint,
+    is_up_to_date,
+    mark_done,
+    write_json_atomic,
+)
 from pgprep.cliutil import debug_option, format_table, progress
 from pgprep.errors import PgkitError
 from pgtrain import metrics as M
@@ -132,9 +139,11 @@ def evaluate(run, data, split: str = "test", metrics=None, *, batch_size: int = 
 
     ckpt = resolve_path(run, which)
     options = {"split": split, "metrics": names, "limit": limit, "which": which,
-               "inception": inception, "is_weights": is_weights, "fid_real": fid_real,
-               "fid_real_limit": fid_real_limit, "patn_pad": patn_pad, "lpips_weights": lpips_weights,
-               "output": str(out_path)}
+               "inception": inception and canonical_path(inception),
+               "is_weights": is_weights and canonical_path(is_weights), "fid_real": fid_real,
+               "fid_real_limit": fid_real_limit, "patn_pad": patn_pad,
+               "lpips_weights": lpips_weights and canonical_path(lpips_weights),
+               "output": canonical_path(out_path)}
     fp = fingerprint([ckpt, data / "index.json"] + [f for f in (is_weights, lpips_weights) if f], options)
     stage_name = "eval" if out_path == run / "eval.json" else f"eval-{out_path.stem}"
     if not force and is_up_to_date(run, stage_name, fp, [out_path]):

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from pgprep import draw
-from pgprep.atomic import fingerprint, is_up_to_date, mark_done, write_json_atomic
+from pgprep.atomic import canonical_path, fingerprint, is_up_to_date, mark_done, write_json_atomic
 from pgprep.cliutil import debug_option, progress
 from pgprep.errors import PgkitError
 from pgtrain.dist import default_device
@@ -254,7 +254,8 @@ def _fingerprint(run: Path, data, out: Path, n: int, kinds, split: str, which: s
     files = [run / "stats.jsonl", resolve_path(run, which)]
     if data is not None:
         files.append(Path(data) / "index.json")
-    return fingerprint(files, {"n": n, "kinds": list(kinds), "split": split, "which": which, "out": str(out)})
+    return fingerprint(files, {"n": n, "kinds": list(kinds), "split": split, "which": which,
+                                "out": canonical_path(out)})
 
 
 @click.command("figures")

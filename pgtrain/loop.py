@@ -32,7 +32,7 @@ from pgprep import geometry
 from pgprep.atomic import write_json_atomic
 from pgprep.cliutil import progress
 from pgprep.errors import PgkitError
-from pgtrain import checkpoint, dist, losses, nets, presets
+from pgtrain import checkpoint, dist, losses, nets, presets, rundir
 from pgtrain.presets import Options
 from pgtrain.stats import StatsWriter
 
@@ -57,13 +57,23 @@ def pick_device(name: str = "auto") -> torch.device:
     return dev
 
 
-def open_split(shards, split: str) -> Dataset | None:
+def choose_data_path(name: str, device: torch.device, shards) -> str:
+    """"raw" (uint8 bytes through the loader, pose maps and normalising on `device`) or
+    "float" (float32 items made in the loader). "auto" is raw everywhere: on a GPU it moves
+    16x fewer bytes and leaves the maps to the device; on CPU it measured faster too
+    (README, "Table 1 on a GPU"). A Dataset passed instead of a shard directory is used as is."""
+    if isinstance(shards, Dataset):
+        return "raw" if getattr(shards, "raw", False) else "float"
+    return "raw" if name == "auto" else name
+
+
+def open_split(shards, split: str, raw: bool = False) -> Dataset | None:
     if isinstance(shards, Dataset):
         return shards if split == "train" else None
     from pgtrain.data import PairDataset
 
     try:
-        return PairDataset(shards, split)
+        return PairDataset(shards, split, raw=raw)
     except PgkitError:
         if split == "train":
             raise
@@ -82,15 +92,21 @@ class BatchStream:
 
     The global batch k of an epoch is perm[k*B:(k+1)*B]; DDP rank r takes its r-th slice, so
     W processes with B/W each see exactly the samples one process with B would.
+
+    One DataLoader serves the whole run: its batch sampler walks from (epoch, batch) through
+    the epochs without end, so the workers start once and keep `prefetch` batches each in
+    flight across epoch ends. `state()` counts the batches handed out, not those prefetched,
+    so a checkpoint resumes exactly. `pin` pins batches (CUDA only) for non-blocking copies.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, seed: int, info: dist.DistInfo,
-                 workers: int = 0, epoch: int = 0, batch: int = 0, pin: bool = False):
+                 workers: int = 0, epoch: int = 0, batch: int = 0, pin: bool = False,
+                 prefetch: int = 4):
         if batch_size % info.world_size:
             raise PgkitError(None, f"--batch-size {batch_size} is not divisible by {info.world_size} processes")
         self.dataset, self.batch_size, self.seed, self.info = dataset, batch_size, seed, info
         self.local = batch_size // info.world_size
-        self.workers, self.pin = workers, pin
+        self.workers, self.pin, self.prefetch = workers, pin, prefetch
         self.epoch, self.batch = epoch, batch
         n = len(dataset)
         self.per_epoch = n // batch_size
@@ -105,19 +121,35 @@ class BatchStream:
         r, b, B = self.info.rank, self.local, self.batch_size  # noqa: N806
         return [perm[k * B + r * b: k * B + (r + 1) * b] for k in range(start, self.per_epoch)]
 
+    def _order(self, epoch: int, start: int):
+        while True:
+            yield from self._epoch_batches(epoch, start)
+            epoch, start = epoch + 1, 0
+
     def __next__(self) -> dict:
-        if self.batch >= self.per_epoch:
-            self.epoch, self.batch, self._it = self.epoch + 1, 0, None
         if self._it is None:
-            loader = DataLoader(self.dataset, batch_sampler=self._epoch_batches(self.epoch, self.batch),
-                                num_workers=self.workers, pin_memory=self.pin, collate_fn=collate)
+            stream = self
+
+            class Order:  # the batch sampler: an iterable over every later batch of the run
+                def __iter__(self):
+                    return stream._order(stream.epoch, stream.batch)
+
+            loader = DataLoader(self.dataset, batch_sampler=Order(), num_workers=self.workers,
+                                pin_memory=self.pin and torch.cuda.is_available(), collate_fn=collate,
+                                prefetch_factor=self.prefetch if self.workers else None)
             self._it = iter(loader)
+        if self.batch >= self.per_epoch:
+            self.epoch, self.batch = self.epoch + 1, 0
         out = next(self._it)
         self.batch += 1
         return out
 
     def state(self) -> dict:
         return {"epoch": self.epoch, "batch": self.batch}
+
+    def close(self) -> None:
+        """Stop the workers (a later batch starts them again from the current position)."""
+        self._it = None
 
 
 # ---------------------------------------------------------------- the recipe
@@ -132,18 +164,20 @@ class Trainer:
     def __init__(self, o: Options, image_size, device: torch.device, info: dist.DistInfo | None = None):
         self.o, self.device, self.info = o, device, info or dist.DistInfo()
         self.spec = {**o.to_dict(), "image_size": list(image_size)}
-        self.amp = o.amp and device.type == "cuda"
+        # bf16 autocast on GPUs; amp_cpu forces it on CPU (the GPU dtype mix, tests/test_gpu_path.py)
+        self.amp = o.amp and (device.type == "cuda" or (o.amp_cpu and device.type == "cpu"))
         # channels_last: standard on CUDA; on CPU it measured 12-17 % faster (benchmarks/bench_train.py)
         self.channels_last = device.type in ("cuda", "cpu") if o.channels_last is None else o.channels_last
         torch.manual_seed(o.seed)
         self.g1 = self._place(nets.build("g1", self.spec))
         self.g2 = self.d = None
-        self.opt = {"g1": self._optimizer(self.g1.parameters(), o.lr)}
+        self.opt = {"g1": self._optimizer(self.g1.parameters(), o.lr, o.optimizer1, (o.beta1, o.beta2))}
         if o.discriminator is not None:
             self.g2 = self._place(nets.build("g2", self.spec))
             self.d = self._place(nets.build("d", self.spec))
-            self.opt["g2"] = self._optimizer(self.g2.parameters(), o.lr2 or o.lr)
-            self.opt["d"] = self._optimizer(self.d.parameters(), o.lr_d or o.lr2 or o.lr)
+            betas2 = tuple(o.betas2) if o.betas2 else (o.beta1, o.beta2)
+            self.opt["g2"] = self._optimizer(self.g2.parameters(), o.lr2 or o.lr, o.optimizer, betas2)
+            self.opt["d"] = self._optimizer(self.d.parameters(), o.lr_d or o.lr2 or o.lr, o.optimizer, betas2)
             if o.clip:  # the critic lives inside the clip box from the start
                 losses.clip_weights(self.d, o.clip)
         # DDP wrappers for the forward passes whose gradients must be averaged over ranks
@@ -161,17 +195,36 @@ class Trainer:
         m = m.to(self.device)
         return m.to(memory_format=torch.channels_last) if self.channels_last else m
 
-    def _optimizer(self, params, lr: float) -> torch.optim.Optimizer:
-        if self.o.optimizer == "rmsprop":
+    def _optimizer(self, params, lr: float, kind: str, betas: tuple[float, float]) -> torch.optim.Optimizer:
+        if kind == "rmsprop":  # PyTorch's defaults (alpha 0.99, eps 1e-8), as in Arjovsky et al.'s WGAN code
             return torch.optim.RMSprop(params, lr=lr)
-        return torch.optim.Adam(params, lr=lr, betas=(self.o.beta1, self.o.beta2))
+        # fused: one kernel for all parameters instead of ~10 per tensor (launch-bound at batch 4)
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=self.device.type == "cuda" or None)
 
     def autocast(self):
         if not self.amp:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
+    # pose-map settings for raw batches (fit sets the data's own)
+    pose: dict = geometry.DEFAULT_POSE
+
+    def compile(self) -> None:
+        """torch.compile the training forward passes (G1's in Stage 1, G2's and D's in
+        Stage 2); parameters are shared, so checkpoints and eval-mode passes are unchanged."""
+        self.g1_t = torch.compile(self.g1_t)
+        if self.g2 is not None:
+            self.g2_t, self.d_t = torch.compile(self.g2_t), torch.compile(self.d_t)
+
     def to_device(self, batch: dict) -> dict:
+        """A collated batch on the training device (channels_last where set). A raw batch
+        (PairDataset(raw=True): uint8 images and masks, keypoints) is normalised and its pose
+        maps rendered there: the same tensors the float path brings (tests/test_gpu_path.py)."""
+        if "keypoints" in batch:
+            from pgtrain.data import to_device_batch
+
+            batch = to_device_batch(batch, self.device, self.pose["kind"], self.pose["radius"],
+                                    self.pose["sigma"])
         out = {}
         for k, v in batch.items():
             if torch.is_tensor(v) and v.is_floating_point():
@@ -187,7 +240,7 @@ class Trainer:
         self.g1.train()
         with self.autocast():
             out = self.g1_t(b["condition"], b["pose"])
-        loss = losses.pose_mask_l1(out.float(), b["target"], b["mask"])
+        loss = losses.STAGE1[self.o.stage1_loss](out.float(), b["target"], b["mask"])
         self.opt["g1"].zero_grad(set_to_none=True)
         loss.backward()
         self.opt["g1"].step()
@@ -200,35 +253,34 @@ class Trainer:
         with self.autocast():
             return self.g1(b["condition"], b["pose"]).float()
 
-    def score(self, d, b: dict, x: torch.Tensor) -> torch.Tensor:
-        """D's score of image `x` for pair `b`: the pair D sees (I_A, x), the triplet D (x, P_B)."""
+    def d_input(self, b: dict, x: torch.Tensor) -> torch.Tensor:
+        """What D classifies for image x: the pair D sees (I_A, x), the seed's and PG²'s
+        triplet classifier x alone, the triplet-pose extension (x, P_B)."""
         if self.o.discriminator == "pair":
-            return d(b["condition"], x)
-        return d(x, b["pose"])
+            return torch.cat([b["condition"], x], 1)
+        if self.o.discriminator == "triplet-pose":
+            return torch.cat([x, b["pose"]], 1)
+        return x
 
     def d_scores(self, d, b: dict, fake: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(real scores, [fake scores...]) of discriminator `d`; one forward per set (batch norm).
-        The triplet D also labels the condition image I_A fake."""
-        fakes = [self.score(d, b, fake)]
-        if self.o.discriminator != "pair":
-            fakes.append(self.score(d, b, b["condition"]))
-        return self.score(d, b, b["target"]), fakes
-
-    def fake_score(self, b: dict, fake: torch.Tensor) -> torch.Tensor:
-        return self.score(self.d, b, fake)
+        """(real scores, [fake scores...]): I_B is real; G2's output is fake, and for the
+        triplet classifiers so is I_A. One forward over the concatenated sets, as
+        trainer256.py runs D on concat([I_B, G2, I_A]): batch norm sees them together."""
+        sets = [b["target"], fake] + ([] if self.o.discriminator == "pair" else [b["condition"]])
+        scores = d(torch.cat([self.d_input(b, x) for x in sets])).float()
+        real, *fakes = scores.split(fake.shape[0])
+        return real, fakes
 
     def d_step(self, b: dict, g1_out: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.g2.train()
         self.d.train()
         with torch.no_grad(), self.autocast():
             fake = self.g2(g1_out, b["condition"]).float()
         with self.autocast():
             real, fakes = self.d_scores(self.d_t, b, fake)
-        real, fakes = real.float(), [f.float() for f in fakes]
         loss = losses.discriminator_loss(self.o.adversarial, real, fakes)
         out = {"d": loss.detach(), "d_real": real.detach().mean(), "d_fake": fakes[0].detach().mean()}
         if self.o.gp:
-            gp = losses.gradient_penalty(lambda x: self.score(self.d, b, x), b["target"], fake)
+            gp = losses.gradient_penalty(self.d, self.d_input(b, b["target"]), self.d_input(b, fake))
             loss = loss + self.o.gp * gp
             out["gp"] = gp.detach()
         self.opt["d"].zero_grad(set_to_none=True)
@@ -239,13 +291,16 @@ class Trainer:
         return out
 
     def g_step(self, b: dict, g1_out: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.g2.train()
+        """G2 minimises adv_weight * adversarial + l1_weight * (L1 + masked L1). The
+        adversarial term scores G2's output ("g2"), or every fake set ("fakes": trainer256.py
+        takes the mean over [G2, I_A], whose I_A half reaches G2 only through batch norm)."""
         self.d.requires_grad_(False)  # D's gradient reaches G2, D itself is not updated
         try:
             with self.autocast():
                 fake = self.g2_t(g1_out, b["condition"])
-                score = self.fake_score(b, fake)
-            adv = losses.generator_loss(self.o.adversarial, score.float())
+                _, fakes = self.d_scores(self.d, b, fake)
+            scored = fakes[0] if self.o.g_adversarial_on == "g2" else torch.cat(fakes)
+            adv = losses.generator_loss(self.o.adversarial, scored)
             l1 = losses.pose_mask_l1(fake.float(), b["target"], b["mask"])
             loss = self.o.adv_weight * adv + self.o.l1_weight * l1
             self.opt["g2"].zero_grad(set_to_none=True)
@@ -256,11 +311,18 @@ class Trainer:
         return {"g": loss.detach(), "g_adv": adv.detach(), "l1": l1.detach()}
 
     def stage2_step(self, next_batch: Callable[[], dict]) -> dict[str, torch.Tensor]:
+        """`critic_steps` D steps, each on a new batch, and one G2 step: on the last D batch
+        (seed, WGAN), or first, on its own batch (PG²'s train loop: g_optim2 then d_optim)."""
+        out: dict[str, torch.Tensor] = {}
+        if self.o.g_step_first:
+            b = self.to_device(next_batch())
+            out.update(self.g_step(b, self.g1_output(b)))
         for _ in range(self.o.critic_steps):
             b = self.to_device(next_batch())
             g1_out = self.g1_output(b)
-            out = self.d_step(b, g1_out)
-        out.update(self.g_step(b, g1_out))
+            out.update(self.d_step(b, g1_out))
+        if not self.o.g_step_first:
+            out.update(self.g_step(b, g1_out))
         return out
 
     # -- state
@@ -299,7 +361,8 @@ def write_samples(path: Path, trainer: Trainer, batch: dict, stage: int) -> None
         blank = torch.zeros_like(s1[i])  # mid-grey until Stage 2 exists
         rows.append([b["condition"][i], draw.pose_map_image(b["pose"][i]), s1[i].clamp(-1, 1),
                      (s2[i] if s2 is not None else blank).clamp(-1, 1), b["target"][i]])
-    draw.save_png(path, draw.grid(rows, col_labels=SAMPLE_COLUMNS))
+    with rundir.writing(path):
+        draw.save_png(path, draw.grid(rows, col_labels=SAMPLE_COLUMNS))
 
 
 # ---------------------------------------------------------------- fit
@@ -339,15 +402,33 @@ def _load_stage1(trainer: Trainer, source: Path) -> int:
     return int(ck.get("stage1_steps", ck["step"] if ck["stage"] == 1 else 0))
 
 
-def fit(shards, run, preset: str | None = None, *, tiny: bool = False, resume: bool = False,
-        test_data: Dataset | None = None, callback: Callable[[int, int, dict], None] | None = None,
-        **overrides) -> dict:
+def fit(shards, run, preset: str | None = None, *, allow_new_data: bool = False, **kwargs) -> dict:
     """Train a preset on SHARDS (a shard directory or any Dataset of PairDataset items) into RUN.
 
+    Keywords: tiny, resume, test_data, callback and the options of `presets.resolve`.
     Returns the last logged record (step, stage, losses) plus `run` and `checkpoint`.
     `callback(stage, step, losses)` runs after every step (after any checkpoint of that step).
+    RUN is locked for the whole call (pgtrain.rundir): a second fit into it stops with a
+    message; temporary files a killed fit left in RUN are removed first. `--resume` on other
+    data (SHARDS path or index.json content) stops unless `allow_new_data`.
     """
     run = Path(run)
+    lock = rundir.RunLock(run) if dist.detect().is_main else None
+    try:
+        if lock is not None:
+            removed = rundir.clean_stale_temps(run)
+            if removed:
+                print(f"{run}: removed {len(removed)} temporary file(s) a killed run left behind: "
+                      + ", ".join(str(p.relative_to(run)) for p in removed))
+        return _fit(shards, run, preset, allow_new_data=allow_new_data, **kwargs)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _fit(shards, run: Path, preset: str | None = None, *, tiny: bool = False, resume: bool = False,
+         allow_new_data: bool = False, test_data: Dataset | None = None,
+         callback: Callable[[int, int, dict], None] | None = None, **overrides) -> dict:
     if overrides.get("clip") == 0:
         overrides["clip"] = None
     last_path = run / "checkpoints" / "last.pt"
@@ -364,6 +445,9 @@ def fit(shards, run, preset: str | None = None, *, tiny: bool = False, resume: b
             raise PgkitError(run, f"already holds a run (stage {ck['stage']}, step {ck['step']}); "
                                   "pass --resume to continue it, or choose another -o")
         opts = _options_from_checkpoint(ck["options"], overrides, preset, run)
+        note = rundir.check_same_data(run, ck["options"], rundir.data_identity(shards), allow_new_data)
+        if note:
+            print(f"{run}: {note}")
         end = opts.stages[-1]
         if int(ck["stage"]) == end and int(ck["step"]) >= (opts.steps1 if end == 1 else opts.steps2):
             print(f"{run}: already trained to stage {end} step {ck['step']}; nothing to do")
@@ -372,17 +456,20 @@ def fit(shards, run, preset: str | None = None, *, tiny: bool = False, resume: b
     device = pick_device(opts.device)
     info = dist.init(device)
     device = dist.local_device(device, info)
-    train_ds = open_split(shards, "train")
+    data_path = choose_data_path(opts.data_path, device, shards)
+    train_ds = open_split(shards, "train", raw=data_path == "raw")
     sample_ds = test_data if test_data is not None else (open_split(shards, "test") or train_ds)
     size = image_size_of(train_ds)
     pose = getattr(train_ds, "pose", None) or geometry.DEFAULT_POSE
     record = {**opts.to_dict(), "image_size": list(size), "pose_kind": pose["kind"],
               "pose_radius": pose["radius"], "pose_sigma": pose["sigma"],
               "shards": str(shards) if not isinstance(shards, Dataset) else type(shards).__name__,
-              "world_size": info.world_size, "device_used": str(device)}
+              "world_size": info.world_size, "device_used": str(device), "data_path_used": data_path}
+    record.update(rundir.data_identity(shards))  # what --resume compares (pgtrain.rundir)
     if info.is_main:
         run.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run / "options.json", record)
+        with rundir.writing(run / "options.json"):
+            write_json_atomic(run / "options.json", record)
 
     trainer = Trainer(opts, size, device, info)
     stage_at, step_at, stage1_steps = opts.stages[0], 0, 0
@@ -403,6 +490,11 @@ def fit(shards, run, preset: str | None = None, *, tiny: bool = False, resume: b
                                          "(a Stage-1 run's checkpoints/stage1.pt or last.pt)")
             stage1_steps = _load_stage1(trainer, source)
         torch.manual_seed(dist.rank_seed(opts.seed, info))
+    trainer.pose = pose
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv kernels once
+    if opts.compile:
+        trainer.compile()
     workers = opts.workers if opts.workers is not None else (0 if device.type == "cpu" else 4)
     stream = BatchStream(train_ds, opts.batch_size, opts.seed, info, workers=workers,
                          pin=device.type == "cuda", **data_pos)
@@ -411,6 +503,7 @@ def fit(shards, run, preset: str | None = None, *, tiny: bool = False, resume: b
     last: dict = dict(ck.get("final", {})) if ck is not None else {}
 
     finished = []
+    pending: list[tuple[int, dict]] = []  # (step, losses on the device) not yet checked
 
     def save(stage: int, step: int, done: bool, extra: tuple[str, ...] = ()) -> None:
         if done:
@@ -439,14 +532,24 @@ def fit(shards, run, preset: str | None = None, *, tiny: bool = False, resume: b
                     out = trainer.stage1_step(next(stream))
                 else:
                     out = trainer.stage2_step(lambda: next(stream))
-                # one device-to-host copy for all losses, not one sync per loss
-                values = dict(zip(out, torch.stack([v.float() for v in out.values()]).tolist(), strict=True))
-                bad = {k: v for k, v in values.items() if not math.isfinite(v)}
-                if dist.any_over_ranks(bool(bad), info, device):
-                    k, v = next(iter(bad.items())) if bad else ("on another rank", float("nan"))
-                    kept = checkpoint.describe(last_path) if last_path.exists() else "no checkpoint yet"
-                    raise PgkitError(run, f"loss {k} became {v} at stage {stage} step {step}; stopped "
-                                          f"(kept {kept}); try a lower --lr")
+                # The losses stay on the device until a step that logs, checkpoints or calls back:
+                # then one device-to-host copy brings every step's since the last, so the host
+                # never waits for the GPU in between; a NaN/inf is still named by its first step
+                # and stops the run before any checkpoint holds it.
+                pending.append((step, out))
+                if (callback is not None or step % opts.log_every == 0 or step == total
+                        or step % opts.ckpt_every == 0):
+                    rows = torch.stack([torch.stack([v.float() for v in o.values()])
+                                        for _, o in pending]).tolist()
+                    bad = next(((s, k, v) for (s, o), row in zip(pending, rows, strict=True)
+                                for k, v in zip(o, row, strict=True) if not math.isfinite(v)), None)
+                    values = dict(zip(out, rows[-1], strict=True))
+                    pending.clear()
+                    if dist.any_over_ranks(bad is not None, info, device):
+                        s, k, v = bad or (step, "on another rank", float("nan"))
+                        kept = checkpoint.describe(last_path) if last_path.exists() else "no checkpoint yet"
+                        raise PgkitError(run, f"loss {k} became {v} at stage {stage} step {s}; stopped "
+                                              f"(kept {kept}); try a lower --lr")
                 since += 1
                 if stage == 1:
                     stage1_steps = step
@@ -473,6 +576,7 @@ def fit(shards, run, preset: str | None = None, *, tiny: bool = False, resume: b
             end = opts.stages[-1]
             save(end, opts.steps1 if end == 1 else opts.steps2, True)
     finally:
+        stream.close()
         stats.close()
     return {**last, "run": str(run), "checkpoint": str(last_path)}
 
@@ -512,11 +616,18 @@ def fit(shards, run, preset: str | None = None, *, tiny: bool = False, resume: b
 @click.option("--amp/--no-amp", default=None, help="bf16 autocast on GPU [on].")
 @click.option("--channels-last/--no-channels-last", default=None, help="Memory format [on for CUDA and CPU].")
 @click.option("--workers", type=int, default=None, help="DataLoader workers [0 on CPU, 4 on GPU].")
+@click.option("--data-path", type=click.Choice(["auto", "raw", "float"]), default=None,
+              help="raw: uint8 bytes to the device, pose maps rendered there; float: float32 "
+                   "items from the loader [auto: raw].")
+@click.option("--compile/--no-compile", "compile", default=None, help="torch.compile the training passes [off].")
 @click.option("--log-every", type=int, default=None, help="stats.jsonl every N steps [50].")
 @click.option("--sample-every", type=int, default=None, help="Sample grid every N steps [1000].")
 @click.option("--ckpt-every", type=int, default=None, help="Checkpoint every N steps [1000].")
 @click.option("--resume", is_flag=True, help="Continue the run in RUN from checkpoints/last.pt.")
-def command(shards, run, preset, tiny, resume, **options):
+@click.option("--allow-new-data", is_flag=True,
+              help="With --resume: continue on SHARDS even if it is not the data the checkpoint "
+                   "was trained on (another path or a changed index.json).")
+def command(shards, run, preset, tiny, resume, allow_new_data, **options):
     """Train G1 (Stage 1) and G2 with a discriminator (Stage 2) on SHARDS into RUN.
 
     \b
@@ -542,7 +653,7 @@ def command(shards, run, preset, tiny, resume, **options):
     A loss that becomes NaN/inf stops the run (exit 1), keeping the last checkpoint.
     """
     overrides = {k: v for k, v in options.items() if v is not None}
-    out = fit(shards, run, preset, tiny=tiny, resume=resume, **overrides)
+    out = fit(shards, run, preset, tiny=tiny, resume=resume, allow_new_data=allow_new_data, **overrides)
     shown = {k: v for k, v in out.items() if k not in ("run", "checkpoint")}
     click.echo(json.dumps(shown))
     click.echo(f"run: {out['run']}  checkpoint: {out['checkpoint']}")

@@ -1,9 +1,11 @@
 """Losses of PG² and the seed, named after the paper's terms.
 
 - pose_mask_l1: the seed's L = ||(G - I_B) * (1 + M_B)||_1, as a mean over pixels and
-  channels (PG²'s "L1 + masked L1"): body pixels count twice.
-- BCE adversarial losses on logits (PG² pair D, triplet D): D pushes real to 1 and every
-  fake set to 0 (the triplet's two fake sets, G2 and I_A, are averaged); G pushes its fake to 1.
+  channels; PG²'s trainer256.py writes it as mean|G2 - I_B| + mean(|G2 - I_B| * M_B), the
+  same number. `l1` is plain mean|G1 - I_B|, the released Stage-1 loss (g_loss1).
+- BCE adversarial losses on logits (wgan_gp_128x64.py 'dcgan' mode, trainer256.py
+  _gan_loss): D's loss = (BCE(real, 1) + BCE(fakes, 0)) / 2, the fake sets (triplet: G2 and
+  I_A) pooled into one mean; G pushes its fake scores to 1.
 - Wasserstein losses (WGAN critic): critic minimises mean(fake) - mean(real); G minimises
   -mean(fake). Weight clipping and the gradient penalty keep the critic Lipschitz.
 """
@@ -30,18 +32,27 @@ def masked_l1(x: torch.Tensor, I_B: torch.Tensor, M_B: torch.Tensor) -> torch.Te
     return ((x - I_B).abs() * m).sum() / m.sum().clamp(min=1.0)
 
 
+def l1(x: torch.Tensor, I_B: torch.Tensor, M_B: torch.Tensor | None = None) -> torch.Tensor:  # noqa: N803
+    """mean|x - I_B|: PG²'s released Stage-1 loss (trainer256.py g_loss1; the mask is unused)."""
+    return (x - I_B).abs().mean()
+
+
+STAGE1 = {"pose-mask-l1": pose_mask_l1, "l1": l1}
+
+
 def discriminator_loss(kind: str, real: torch.Tensor, fakes: Sequence[torch.Tensor]) -> torch.Tensor:
-    """D's loss: real scores labelled 1, each fake set labelled 0 (fake sets averaged)."""
+    """D's loss: real scores labelled 1, the fake sets (pooled) labelled 0."""
+    fake = torch.cat(list(fakes))
     if kind == "bce":
-        fake = sum(F.binary_cross_entropy_with_logits(f, torch.zeros_like(f)) for f in fakes) / len(fakes)
-        return F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + fake
+        return (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+                + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))) / 2
     if kind == "wasserstein":
-        return sum(f.mean() for f in fakes) / len(fakes) - real.mean()
+        return fake.mean() - real.mean()
     raise ValueError(f"adversarial loss must be one of {ADVERSARIAL}, not {kind!r}")
 
 
 def generator_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
-    """G's adversarial loss on D's scores of G2's output (non-saturating BCE or -critic)."""
+    """G's adversarial loss on D's scores of its fakes (non-saturating BCE or -critic)."""
     if kind == "bce":
         return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
     if kind == "wasserstein":

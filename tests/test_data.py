@@ -124,3 +124,29 @@ def test_the_pipeline_fixture_packs_every_csv_pair(work_dir, shards_dir):
         got = sorted((ds[i]["from"], ds[i]["to"], ds[i]["flip"]) for i in range(len(ds)))
         want = sorted(zip(csv["from"], csv["to"], csv["flip"].astype(bool), strict=True))
         assert got == want
+
+
+def test_a_changed_shard_is_detected_when_the_dataset_opens_it(dirs, tmp_path):
+    import shutil
+
+    from test_pack import _flip_jpeg_bytes
+
+    from pgprep.errors import PgkitError
+
+    d = tmp_path / "compact"
+    shutil.copytree(dirs / "compact", d)
+    _flip_jpeg_bytes(d / "train-00001.h5")
+    for check in ("sha256", "quick"):
+        with pytest.raises(PgkitError, match="train-00001.h5") as err:
+            PairDataset(d, check=check)
+        assert "changed since it was packed" in str(err.value)
+    assert len(PairDataset(d, split="test")) == 12  # the other split is untouched
+    # changed after the dataset was made (e.g. before a DataLoader worker opens it)
+    shutil.rmtree(d)
+    shutil.copytree(dirs / "compact", d)
+    ds = PairDataset(d)
+    with open(d / "train-00002.h5", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(PgkitError, match="train-00002.h5: .*size"):
+        ds[len(ds) - 1]
+    assert ds[0]["condition"].shape == (3, 40, 40)  # shards that still match keep working

@@ -223,7 +223,7 @@ def test_each_bad_input_is_a_reason_and_the_run_goes_on(tmp_path):
     assert reason[names[4]].startswith("nan-keypoint:") and "joint 1" in reason[names[4]]
     assert reason[names[5]].startswith("out-of-frame:")
     assert reason[names[6]].startswith("missing-image:")
-    assert reason[names[7]].startswith("bad-image: not a JPEG or PNG")
+    assert reason[names[7]].startswith("bad-image: not a JPEG, PNG or WebP image")
     n = len(GOOD) + len(bad) + 3
     assert reason["img/WOMEN/broken_row_only_two_fields"] == (
         f"partition-row: malformed partition row at line {n}: "
@@ -260,17 +260,20 @@ def test_judge_rules_by_hand():
     assert judge([person(), speck], SIZE, SIZE, th)[2] is None
     cut = person()
     cut[[9, 10, 12, 13]] = (-1, -1, 0)  # frame cuts above the knees
-    assert judge([cut], SIZE, SIZE, th)[2] == "incomplete: missing legs"
+    assert judge([cut], SIZE, SIZE, th)[2] == (
+        "incomplete: missing legs (r_knee, l_knee, r_ankle, l_ankle not detected); if hidden rather than "
+        "cut off (long clothes), a lower `pgprep pose --min-visibility` (default 0.3) reports them")
     one_each = person()
     one_each[[skeleton.J["r_hip"], skeleton.J["l_shoulder"], skeleton.J["l_knee"]]] = (-1, -1, 0)
     assert judge([one_each], SIZE, SIZE, th)[2] is None  # a detector missing single joints
     strict = Thresholds(require=("both-shoulders", "both-hips"))
-    assert judge([one_each], SIZE, SIZE, strict)[2] == "incomplete: missing both-shoulders, both-hips"
+    assert judge([one_each], SIZE, SIZE, strict)[2].startswith(
+        "incomplete: missing both-shoulders, both-hips (l_shoulder, r_hip not detected)")
     close = person()
     close[:, :2] = (close[:, :2] - (32, 8)) * 3 + (32, 10)
     close[skeleton.present(close) & ((close[:, 1] > 63) | (close[:, 0] > 63) | (close[:, 0] < 0))] = (-1, -1, 0)
     why = judge([close], SIZE, SIZE, th)[2]
-    assert why == "incomplete: missing legs"
+    assert why.startswith("incomplete: missing legs")
     wide = person()
     wide[2, 0], wide[5, 0] = 10, 50  # shoulders 40 px apart in 64
     assert judge([wide], SIZE, SIZE, th)[2].startswith("close-up: shoulder width 0.62")
@@ -355,7 +358,7 @@ def test_filter_rejects_the_synth_distractors(synth60, tmp_path):
         if kind == "two_people" and image in reason:
             assert reason[image].startswith("multi-person: 2 persons")
         if kind in ("cut_off", "close_up") and image in reason:
-            assert reason[image].startswith(("incomplete:", "close-up:"))
+            assert reason[image].startswith(("incomplete:", "close-up:", "small-skeleton:"))
     # kept keypoints are the detections the synth wrote, and splits follow the partition
     part = deepfashion.read_partition(synth60).set_index("image")
     row = kept.iloc[0]
@@ -378,3 +381,209 @@ def test_synth_annotation_csv_gives_the_same_kept_set_up_to_multi_person(synth60
     assert all(truth.loc[i, "kind"] == "two_people" for i in extra)
     xs = [f"x{j}" for j in range(18)]
     np.testing.assert_allclose(b.loc[a.index, xs].to_numpy(), a[xs].to_numpy(), atol=0.51)
+
+
+# ------------------------------------------------------------------ hostile keypoint records (issue 12)
+
+HOSTILE = [  # (image, how its keypoint record is broken)
+    ("img/MEN/Denim/id_00000020/01_1_front.jpg", "310-digits"),
+    ("img/MEN/Denim/id_00000020/01_2_side.jpg", "5000-digits"),
+    ("img/MEN/Denim/id_00000020/01_3_back.jpg", "nested"),
+    ("img/MEN/Denim/id_00000021/01_1_front.jpg", "1e308"),
+    ("img/MEN/Denim/id_00000021/01_2_side.jpg", "x-30"),
+]
+HOSTILE_REASON = {"310-digits": ("bad-pose:", "too large"), "5000-digits": ("bad-pose:", "4,300 digits"),
+                  "nested": ("bad-pose:", "nested"), "1e308": ("bad-pose:", "1e+308"),
+                  "x-30": ("out-of-frame:", "r_shoulder at (-30.0")}
+
+
+def _hostile_json_values(how):
+    vals = [json.dumps(float(v)) for v in person(1).reshape(-1)]
+    j = 3 * skeleton.J["r_shoulder"]
+    vals[j] = {"310-digits": "1" + "0" * 320, "5000-digits": "1" + "0" * 5000,
+               "nested": "[" * 1000 + "]" * 1000, "1e308": "1e308", "x-30": "-30"}[how]
+    return vals
+
+
+@pytest.mark.parametrize("fmt", ["openpose", "patn", "pickle"])
+def test_hostile_keypoint_records_are_rejections_naming_the_file(tmp_path, fmt):
+    rows = GOOD + [(i, "id_" + i.split("id_")[1][:8], "train", person(1)) for i, _ in HOSTILE]
+    root = make_root(tmp_path, rows)
+    if fmt == "openpose":
+        src = write_openpose(tmp_path / "op", GOOD)
+        for image, how in HOSTILE:
+            path = src / formats.openpose_json_name(image[4:])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text('{"people": [{"pose_keypoints_2d": [' + ",".join(_hostile_json_values(how)) + "]}]}")
+    elif fmt == "patn":
+        src = tmp_path / "ann.csv"
+        formats.write_patn_csv(src, {i: kp for i, _, _, kp in GOOD})
+        lines = []
+        for image, how in HOSTILE:
+            vals = _hostile_json_values(how)
+            xs, ys = vals[0::3], vals[1::3]
+            lines.append(f"{image}: [{','.join(ys)}]: [{','.join(xs)}]")
+        src.write_text(src.read_text() + "\n".join(lines) + "\n")
+    else:
+        src = tmp_path / "poses.pkl"
+        poses = {i: kp.tolist() for i, _, _, kp in GOOD}
+        for image, how in HOSTILE:
+            kp = person(1).tolist()
+            kp[skeleton.J["r_shoulder"]][0] = {"310-digits": 10 ** 320, "5000-digits": 10 ** 400,
+                                              "nested": _nest(12), "1e308": 1e308, "x-30": -30.0}[how]
+            poses[image] = kp
+        src.write_bytes(pickle.dumps(poses))
+    counts = run_filter(root, src, tmp_path / "work", jobs=1)
+    assert counts["kept"] == len(GOOD) and counts["rejected"] == len(HOSTILE)
+    rej = pd.read_csv(tmp_path / "work" / "rejects.csv")
+    reason = dict(zip(rej["image"], rej["reason"], strict=True))
+    for image, how in HOSTILE:
+        code, words = HOSTILE_REASON[how]
+        if fmt == "pickle":  # a pickle holds Python ints: no digit limit, no JSON nesting limit
+            words = {"5000-digits": "too large", "nested": "nested more than"}.get(how, words)
+        assert reason[image].startswith(code), (how, reason[image])
+        assert words in reason[image], (how, reason[image])
+        if code == "bad-pose:":
+            assert src.name in reason[image] or formats.openpose_json_name(image[4:]).split("/")[-1] in reason[image]
+
+
+def _nest(depth):
+    x = 1.0
+    for _ in range(depth):
+        x = [x]
+    return x
+
+
+def test_negative_coordinates_of_detected_joints_follow_the_frame_margin(tmp_path):
+    th = Thresholds()  # frame_margin 2
+    far = person()
+    far[skeleton.J["l_wrist"], 0] = -30  # detected (score 0.9), 30 px left of the frame
+    kp, _, why = judge([far], SIZE, SIZE, th)
+    assert why == f"out-of-frame: l_wrist at (-30.0, 32.0) outside the {SIZE}x{SIZE} (HxW) image"
+    near = person()
+    near[skeleton.J["l_wrist"], 0] = -1.5  # inside the 2 px margin: kept, on the frame edge
+    near[skeleton.J["nose"], 1] = -0.5
+    kp, _, why = judge([near], SIZE, SIZE, th)
+    assert why is None
+    assert kp[skeleton.J["l_wrist"]].tolist() == pytest.approx([0.0, 32.0, 0.9])
+    assert kp[skeleton.J["nose"]].tolist() == pytest.approx([32.0, 0.0, 0.9])
+    loose = Thresholds(frame_margin=40)
+    assert judge([far], SIZE, SIZE, loose)[2] is None
+    assert judge([far], SIZE, SIZE, loose)[0][skeleton.J["l_wrist"], 0] == 0.0
+    # an undetected joint (score 0) stays missing whatever its coordinates
+    undetected = person()
+    undetected[skeleton.J["l_wrist"]] = (-30, 5, 0)
+    kp, _, why = judge([undetected], SIZE, SIZE, th)
+    assert why is None and kp[skeleton.J["l_wrist"]].tolist() == [-1, -1, 0]
+
+
+def test_patn_csv_with_a_byte_order_mark_is_accepted(root, tmp_path):
+    src = tmp_path / "ann.txt"  # not named .csv: the content decides
+    formats.write_patn_csv(src, {i: kp for i, _, _, kp in GOOD})
+    src.write_bytes(b"\xef\xbb\xbf" + src.read_bytes())
+    counts = run_filter(root, src, tmp_path / "work", jobs=1)
+    assert counts["kept"] == len(GOOD) and counts["rejected"] == 0
+    kept = kept_set(tmp_path / "work")
+    np.testing.assert_allclose(skeleton.from_columns(kept.loc[GOOD[3][0]])[:, :2], GOOD[3][3][:, :2], atol=0.01)
+
+
+# ------------------------------------------------------------------ real photos (issue 13, issue 12 items 4/9/13)
+
+def test_a_knee_parked_on_the_bottom_border_does_not_make_a_crop_complete():
+    """A thigh crop: the estimator puts both knees on the bottom edge (y 62-63 of 64) with
+    middling scores and reports no ankles. Before: kept (legs = a knee); after: incomplete."""
+    th = Thresholds()
+    crop = person()
+    crop[:, 1] = crop[:, 1] * 1.6  # the body fills more of the frame
+    crop[[skeleton.J["r_ankle"], skeleton.J["l_ankle"]]] = (-1, -1, 0)
+    crop[skeleton.J["r_knee"]] = (28, 63, 0.55)
+    crop[skeleton.J["l_knee"]] = (36, 62.5, 0.42)
+    why = judge([crop], SIZE, SIZE, th)[2]
+    assert why.startswith("incomplete: missing legs (r_knee 0.55, l_knee 0.42 on the border with score < 0.8; "
+                          "r_ankle, l_ankle not detected); if hidden rather than cut off")
+    assert "--min-visibility" in why
+    sure = crop.copy()
+    sure[skeleton.J["r_knee"], 2] = 0.9  # a confidently seen knee on the edge still counts
+    assert judge([sure], SIZE, SIZE, th)[2] is None
+    inside = crop.copy()
+    inside[skeleton.J["r_knee"], 1] = 60  # 4 px (> 2 % of 64) above the border: counts
+    assert judge([inside], SIZE, SIZE, th)[2] is None
+    assert judge([crop], SIZE, SIZE, Thresholds(border_frac=0))[2] is None  # the rule can be switched off
+
+
+def test_small_skeleton_rule_says_what_it_measures_without_contradicting_itself():
+    th = Thresholds()
+    small = person()
+    small[:, 1] = 8 + (small[:, 1] - 7) * (0.3996 * SIZE / 50)  # 0.3996 of the height, prints as 0.40
+    why = judge([small], SIZE, SIZE, th)[2]
+    assert why.startswith("small-skeleton: skeleton height (head to lowest joint) 0.3996 of the image "
+                          "height < 0.4"), why
+    wide = person()
+    wide[2, 0], wide[5, 0] = 20.4, 42.9  # 22.5 / 64 = 0.3516 > 0.35
+    assert judge([wide], SIZE, SIZE, th)[2].startswith("close-up: shoulder width 0.352 of the image width > 0.35")
+    res = CliRunner().invoke(main, ["filter", "--help"])
+    assert "--min-skeleton-height" in res.output and "--min-height-frac" in res.output
+
+
+def test_min_height_frac_is_still_accepted(root, tmp_path):
+    src = write_openpose(tmp_path / "op")
+    res = CliRunner().invoke(main, ["filter", str(root), "--poses", str(src), "-o", str(tmp_path / "w"),
+                                    "--min-height-frac", "0.99", "--jobs", "1"])
+    assert res.exit_code == 1 and "small-skeleton x5" in res.output
+
+
+def test_mixed_sizes_are_rejected_at_filter_pointing_to_ingest(tmp_path):
+    root = make_root(tmp_path)
+    odd = GOOD[3][0]
+    cv2.imwrite(str(root / odd), np.full((80, 60, 3), 230, np.uint8))
+    src = write_openpose(tmp_path / "op")
+    counts = run_filter(root, src, tmp_path / "work", jobs=1)
+    rej = pd.read_csv(tmp_path / "work" / "rejects.csv").set_index("image")["reason"]
+    assert counts["kept"] == len(GOOD) - 1
+    assert rej[odd] == ("mixed-size: image is 80x60 (HxW), 4 of 5 images are 64x64; shards hold one size: "
+                        "bring the photos to one size with `pgprep ingest PHOTOS -o ROOT --size 64x64`")
+
+
+def test_exif_rotated_trailing_and_webp_images_are_judged_in_their_upright_frame(tmp_path):
+    """Before: the rotated photo was out-of-frame (header size not oriented), the trailer JPEG
+    `truncated`, the WebP `bad-image`, the 65500x65500 header a crash at decode."""
+    import io
+
+    from PIL import Image
+
+    rows = [("img/WOMEN/Dresses/id_00000001/01_1_front.jpg", "id_00000001", "train", person(0)),
+            ("img/WOMEN/Dresses/id_00000001/01_2_side.jpg", "id_00000001", "train", person(2)),
+            ("img/WOMEN/Dresses/id_00000002/01_1_front.jpg", "id_00000002", "train", person(-2)),
+            ("img/WOMEN/Dresses/id_00000002/01_2_side.jpg", "id_00000002", "train", person(1)),
+            ("img/WOMEN/Dresses/id_00000003/01_1_front.jpg", "id_00000003", "query", person(0))]
+    tall = [(i, it, st, kp * (1, 2, 1)) for i, it, st, kp in rows]  # poses in a 128-high upright frame
+    root = tmp_path / "root"
+    deepfashion.write_partition(root, pd.DataFrame([r[:3] for r in rows], columns=["image", "item_id", "status"]))
+    upright = np.full((128, 64, 3), 230, np.uint8)
+
+    def jpeg(rgb, **kw):
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, "JPEG", **kw)
+        return buf.getvalue()
+
+    ex = Image.Exif()
+    ex[0x0112] = 6  # stored 128 wide x 64 high, shown upright 64 x 128
+    files = [jpeg(upright), jpeg(np.ascontiguousarray(np.rot90(upright, 1)), exif=ex.tobytes()),
+             jpeg(upright) + b"\x00" * 200 + b"trailer", None, None]
+    buf = io.BytesIO()
+    Image.fromarray(upright).save(buf, "WEBP")
+    files[3] = buf.getvalue()
+    bomb = bytearray(jpeg(np.zeros((8, 8, 3), np.uint8)))
+    i = bomb.find(b"\xff\xc0")
+    bomb[i + 5:i + 9] = (65500).to_bytes(2, "big") * 2
+    files[4] = bytes(bomb)
+    for (image, *_), data in zip(rows, files, strict=True):
+        (root / image).parent.mkdir(parents=True, exist_ok=True)
+        (root / image).write_bytes(data)
+    src = write_openpose(tmp_path / "op", tall)
+    for check in ("header", "decode"):
+        counts = run_filter(root, src, tmp_path / f"work-{check}", jobs=1, check=check)
+        kept = pd.read_csv(tmp_path / f"work-{check}" / "images.csv")
+        rej = pd.read_csv(tmp_path / f"work-{check}" / "rejects.csv").set_index("image")["reason"]
+        assert counts["kept"] == 4 and set(kept["height"]) == {128} and set(kept["width"]) == {64}
+        assert rej[rows[4][0]].startswith("bad-image: image too large: the header claims 4,290,250,000 pixels")

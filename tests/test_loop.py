@@ -79,9 +79,22 @@ def snapshot(m):
     return {n: p.detach().clone() for n, p in m.named_parameters()}
 
 
-def assert_all_grads_nonzero(m, what):
-    missing = [n for n, p in m.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+def cancelling(d, wasserstein: bool) -> set[str]:
+    """Parameters of the released D whose gradient is zero by construction: a conv bias
+    right before batch norm (the batch mean removes it) and, under the Wasserstein loss,
+    the head bias (mean(fake) - mean(real) cancels it). They are in PG²'s D all the same."""
+    names = {f"body.{i}.bias" for i, m in enumerate(d.body[:-1])
+             if isinstance(d.body[i + 1], torch.nn.BatchNorm2d)}
+    return names | ({"head.bias"} if wasserstein else set())
+
+
+def assert_all_grads_nonzero(m, what, zero: set[str] = frozenset()):
+    assert all(p.grad is not None for p in m.parameters()), f"{what}: a parameter has no gradient"
+    missing = [n for n, p in m.named_parameters() if n not in zero and not p.grad.abs().sum() > 0]
     assert not missing, f"{what}: no gradient for {missing}"
+    scale = max(float(p.grad.abs().max()) for p in m.parameters())
+    tiny = {n: float(p.grad.abs().max()) for n, p in m.named_parameters() if n in zero}
+    assert all(v <= 1e-4 * scale for v in tiny.values()), f"{what}: expected ~0 gradients {tiny}"
 
 
 def assert_unchanged(m, before, what):
@@ -99,14 +112,15 @@ def test_stage1_step_trains_every_g1_parameter():
     assert out["l1"] > 0
 
 
-@pytest.mark.parametrize("preset", ["pg2", "triplet", "wgan-triplet", "wgan-gp-triplet"])
+@pytest.mark.parametrize("preset", ["pg2", "triplet", "wgan-triplet", "pg2-official", "triplet-pose",
+                                    "wgan-gp-triplet"])
 def test_d_step_and_g_step_update_exactly_their_networks(preset):
     tr = make_trainer(preset)
     b = tr.to_device(batch_of(ToyPairs(8), range(4)))
     g1_out = tr.g1_output(b)
     g1_before, g2_before = snapshot(tr.g1), snapshot(tr.g2)
     tr.d_step(b, g1_out)
-    assert_all_grads_nonzero(tr.d, f"{preset} D")
+    assert_all_grads_nonzero(tr.d, f"{preset} D", cancelling(tr.d, tr.o.adversarial == "wasserstein"))
     assert_unchanged(tr.g2, g2_before, "G2 in the D step")
     assert all(p.grad is None for p in tr.g2.parameters())
 
@@ -120,7 +134,7 @@ def test_d_step_and_g_step_update_exactly_their_networks(preset):
     assert all(p.requires_grad for p in tr.d.parameters())  # D is trainable again
 
 
-@pytest.mark.parametrize("preset", ["pg2", "triplet", "wgan-triplet"])
+@pytest.mark.parametrize("preset", ["pg2", "triplet", "wgan-triplet", "pg2-official", "triplet-pose"])
 def test_adversarial_gradient_reaches_every_g2_parameter(preset):
     # with the L1 term off, G2's whole gradient comes through D (the seed's code detached it)
     tr = make_trainer(preset, l1_weight=0.0)
@@ -133,6 +147,7 @@ def test_adversarial_gradient_reaches_every_g2_parameter(preset):
 def test_wgan_critic_takes_ten_clipped_steps_per_generator_step():
     tr = make_trainer("wgan-triplet")
     assert isinstance(tr.opt["d"], torch.optim.RMSprop) and isinstance(tr.opt["g2"], torch.optim.RMSprop)
+    assert isinstance(tr.opt["g1"], torch.optim.Adam)  # seed: RMSProp for WGAN's Stage 2 only
     counts = {"d": 0, "g2": 0}
     worst = []
     for name in counts:
@@ -271,14 +286,37 @@ def test_stage2_alone_starts_from_a_stage1_checkpoint(tmp_path):
     assert checkpoint.load_generators(tmp_path / "s1").g2 is not None
 
 
-def test_losses_of_the_recipe_match_the_formulas():
-    tr = make_trainer("pg2")
+def test_pg2_official_order_and_stage1_loss():
+    tr = make_trainer("pg2-official", batch_size=1)
+    assert tr.opt["g1"].defaults["lr"] == 2e-5 and tr.opt["g1"].defaults["betas"] == (0.5, 0.999)
+    order = []
+    for name in ("g2", "d"):
+        tr.opt[name].register_step_post_hook(lambda opt, a, k, name=name: order.append(name))
+    batches = iter([batch_of(ToyPairs(8), [i]) for i in range(2)])
+    tr.stage2_step(lambda: next(batches))
+    assert order == ["g2", "d"]  # trainer.py train(): g_optim2, then d_optim, each on its own batch
+    b = tr.to_device(batch_of(ToyPairs(8), [0]))
+    tr2 = make_trainer("pg2-official", batch_size=1)
+    with torch.no_grad():
+        y = tr2.g1(b["condition"], b["pose"])
+    assert float(tr2.stage1_step(batch_of(ToyPairs(8), [0]))["l1"]) == pytest.approx(
+        float((y - b["target"]).abs().mean()), rel=1e-5)  # plain L1: trainer256.py g_loss1
+
+
+@pytest.mark.parametrize("preset", ["pg2", "triplet", "pg2-official"])
+def test_losses_of_the_recipe_match_the_formulas(preset):
+    tr = make_trainer(preset)
     b = tr.to_device(batch_of(ToyPairs(8), range(4)))
     g1_out = tr.g1_output(b)
+    i_a, i_b = b["condition"], b["target"]
     with torch.no_grad():
-        fake = tr.g2(g1_out, b["condition"])
-        d_fake = tr.d(b["condition"], fake)
-        ref_l1 = ((fake - b["target"]).abs() * (1 + b["mask"])).mean()
+        fake = tr.g2(g1_out, i_a)
+        if preset == "pg2":  # one D pass over the real pairs (I_A, I_B) and fake pairs (I_A, G2)
+            d_fake = tr.d(torch.cat([torch.cat([i_a, i_b], 1), torch.cat([i_a, fake], 1)]))[4:]
+        else:  # one pass over [I_B, G2, I_A] (trainer256.py); official G2 loss over [G2, I_A]
+            scores = tr.d(torch.cat([i_b, fake, i_a]))
+            d_fake = scores[4:8] if preset == "triplet" else scores[4:]
+        ref_l1 = ((fake - i_b).abs() * (1 + b["mask"])).mean()
         ref_adv = torch.nn.functional.softplus(-d_fake).mean()  # -log sigmoid
     out = tr.g_step(b, g1_out)
     assert float(out["l1"]) == pytest.approx(float(ref_l1), rel=1e-5)
@@ -361,3 +399,205 @@ def test_a_stage_with_zero_steps_still_finishes_the_run(tmp_path, capsys):
     assert checkpoint.load_generators(tmp_path / "r").g2 is None  # an untrained G2 is not offered
     fit(ds, tmp_path / "r", "pg2", steps1=2, steps2=0, **TINY)
     assert "nothing to do" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ run directory integrity (issue 12)
+
+def test_a_second_fit_into_a_running_run_stops_with_a_message(tmp_path):
+    from pgprep.errors import PgkitError
+
+    ds = ToyPairs(8)
+    seen = []
+
+    def second_fit(stage, step, _):
+        if step == 1:
+            with pytest.raises(PgkitError) as err:
+                fit(ds, tmp_path / "r", "g1", steps1=2, **TINY)
+            seen.append(str(err.value))
+
+    fit(ds, tmp_path / "r", "g1", steps1=2, callback=second_fit, **TINY)
+    assert len(seen) == 1
+    assert seen[0].startswith(f"{tmp_path / 'r'}: another `pgtrain fit` is training into this run")
+    assert f"pid {__import__('os').getpid()}" in seen[0]
+    ck = checkpoint.load(tmp_path / "r" / "checkpoints" / "last.pt")
+    assert (ck["step"], ck["done"]) == (2, True)
+    assert [r["step"] for r in read_stats(tmp_path / "r")] == [1, 2]  # no interleaved steps
+
+
+def test_the_run_lock_dies_with_a_killed_process(tmp_path):
+    import subprocess
+    import sys
+
+    from pgprep.errors import PgkitError
+    from pgtrain.rundir import RunLock
+
+    run = tmp_path / "r"
+    child = subprocess.Popen([sys.executable, "-c", f"from pgtrain.rundir import RunLock; "
+                              f"RunLock({str(run)!r}); print('locked', flush=True); "
+                              "import time; time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "locked"
+        with pytest.raises(PgkitError, match=f"pid {child.pid}"):
+            RunLock(run)
+    finally:
+        child.kill()  # SIGKILL: no cleanup code runs
+        child.wait()
+    with RunLock(run) as lock:  # the kernel dropped the lock with the process
+        assert lock.fd is not None
+
+
+def test_a_run_that_fails_early_leaves_no_directory(tmp_path):
+    from pgprep.errors import PgkitError
+
+    with pytest.raises(PgkitError):
+        fit(tmp_path / "no-such-shards", tmp_path / "r", "g1", **TINY)
+    assert not (tmp_path / "r").exists()
+
+
+def test_stale_checkpoint_temp_files_are_removed_only_when_ours(tmp_path, capsys):
+    ds = ToyPairs(8)
+    run = tmp_path / "r"
+    fit(ds, run, "g1", steps1=2, **{**TINY, "ckpt_every": 1})
+    ckdir = run / "checkpoints"
+    stale = [ckdir / ".last.pt.k3j_x9q2.tmp", ckdir / ".stage1.pt.abcdefgh.tmp", run / ".options.json.0a1b2c3d.tmp"]
+    foreign = [ckdir / ".last.pt.short.tmp", ckdir / "notes.tmp", ckdir / ".mine.ckpt.abcdefgh.tmp",
+               run / ".eval.json.abcdefgh.tmp", ckdir / "last.pt.abcdefgh.tmp"]
+    for p in stale + foreign:
+        p.write_bytes(b"\0" * 1000)
+    capsys.readouterr()
+    fit(ds, run, "g1", steps1=3, resume=True, **TINY)
+    out = capsys.readouterr().out
+    assert "removed 3 temporary file(s) a killed run left behind" in out
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in foreign)
+
+
+def test_stale_temp_files_are_kept_while_another_fit_holds_the_run(tmp_path):
+    from pgprep.errors import PgkitError
+    from pgtrain.rundir import RunLock
+
+    run = tmp_path / "r"
+    (run / "checkpoints").mkdir(parents=True)
+    tmp = run / "checkpoints" / ".last.pt.abcdefgh.tmp"  # being written by the running fit
+    tmp.write_bytes(b"x")
+    with RunLock(run), pytest.raises(PgkitError, match="another `pgtrain fit`"):
+        fit(ToyPairs(8), run, "g1", steps1=2, **TINY)
+    assert tmp.exists()
+
+
+def _fake_shards(monkeypatch, tmp_path, name, index):
+    """A shard directory whose index.json is `index`; the loop reads ToyPairs instead."""
+    from pgtrain import loop
+
+    d = tmp_path / name
+    d.mkdir(exist_ok=True)
+    (d / "index.json").write_text(json.dumps(index))
+    monkeypatch.setattr(loop, "open_split", lambda shards, split, raw=False: ToyPairs(8) if split == "train" else None)
+    return d
+
+
+def test_resume_on_other_data_is_refused_unless_allowed(tmp_path, monkeypatch, capsys):
+    from pgprep.atomic import file_sha256
+    from pgprep.errors import PgkitError
+
+    a = _fake_shards(monkeypatch, tmp_path, "a", {"format": "pgkit-shards", "n": 1})
+    b = _fake_shards(monkeypatch, tmp_path, "b", {"format": "pgkit-shards", "n": 2})
+    run = tmp_path / "r"
+    fit(str(a), run, "g1", steps1=2, **TINY)
+    opts = json.loads((run / "options.json").read_text())
+    assert opts["shards_resolved"] == str(a.resolve())
+    assert opts["shards_index_sha256"] == file_sha256(a / "index.json")
+    before = (run / "options.json").read_text()
+    with pytest.raises(PgkitError) as err:
+        fit(str(b), run, "g1", steps1=3, resume=True, **TINY)
+    msg = str(err.value)
+    assert f"SHARDS was {a.resolve()}, now {b.resolve()}" in msg and "index.json changed" in msg
+    assert "--allow-new-data" in msg
+    (a / "index.json").write_text(json.dumps({"format": "pgkit-shards", "n": 3}))  # repacked in place
+    with pytest.raises(PgkitError, match="index.json changed") as err:
+        fit(str(a), run, "g1", steps1=3, resume=True, **TINY)
+    assert "SHARDS was" not in str(err.value)
+    assert (run / "options.json").read_text() == before  # not rewritten
+    assert checkpoint.load(run / "checkpoints" / "last.pt")["step"] == 2
+    capsys.readouterr()
+    fit(str(b), run, "g1", steps1=3, resume=True, allow_new_data=True, **TINY)
+    assert "continuing on new data (--allow-new-data)" in capsys.readouterr().out
+    assert json.loads((run / "options.json").read_text())["shards_resolved"] == str(b.resolve())
+    assert checkpoint.load(run / "checkpoints" / "last.pt")["step"] == 3
+
+
+def test_cli_allow_new_data_option(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from pgtrain.cli import main
+
+    a = _fake_shards(monkeypatch, tmp_path, "a", {"n": 1})
+    b = _fake_shards(monkeypatch, tmp_path, "b", {"n": 2})
+    base = ["fit", "-o", str(tmp_path / "r"), "--preset", "g1", "--channels", "8", "--batch-size", "4",
+            "--device", "cpu", "--log-every", "1"]
+    assert CliRunner().invoke(main, [*base, str(a), "--steps1", "1"]).exit_code == 0
+    r = CliRunner().invoke(main, [*base, str(b), "--steps1", "2", "--resume"])
+    assert r.exit_code == 1 and "other training data" in r.output and len(r.output.strip().splitlines()) == 1
+    r = CliRunner().invoke(main, [*base, str(b), "--steps1", "2", "--resume", "--allow-new-data"])
+    assert r.exit_code == 0, r.output
+
+
+def test_resume_after_a_torn_stats_line(tmp_path, capsys):
+    ds = ToyPairs(8)
+    run = tmp_path / "r"
+    fit(ds, run, "g1", steps1=2, **TINY)
+    with open(run / "stats.jsonl", "a") as f:
+        f.write('{"step": 3, "stage": 1, "global_st')  # disk full mid-record
+    capsys.readouterr()
+    fit(ds, run, "g1", steps1=3, resume=True, **TINY)
+    assert "line 3 was torn" in capsys.readouterr().out
+    assert [r["step"] for r in read_stats(run)] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("what", ["checkpoint", "samples"])
+def test_full_disk_names_the_file_and_keeps_no_temp(tmp_path, monkeypatch, what):
+    import errno
+
+    from pgprep import atomic, draw
+    from pgprep.errors import PgkitError
+
+    def full(path):  # the kernel takes some bytes, then the disk is full
+        with open(path, "wb") as f:
+            f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if what == "checkpoint":
+        monkeypatch.setattr(torch, "save", lambda obj, path, *a, **k: full(path))
+        expect = tmp_path / "r" / "checkpoints" / "last.pt"
+    else:
+        def png(path, data):
+            with atomic.atomic_path(path) as tmp:
+                full(tmp)
+
+        monkeypatch.setattr(draw, "write_bytes_atomic", png)
+        expect = tmp_path / "r" / "samples" / "step-0000001.png"
+    with pytest.raises(PgkitError) as err:
+        fit(ToyPairs(8), tmp_path / "r", "g1", steps1=2, **{**TINY, "sample_every": 1, "ckpt_every": 1})
+    assert str(err.value).startswith(f"{expect}: cannot write: No space left on device; free some space")
+    leftovers = [p.name for p in (tmp_path / "r").rglob("*.tmp")]
+    assert leftovers == []
+
+
+def test_checkpoint_load_errors_never_suggest_weights_only_false(tmp_path):
+    import argparse
+
+    from pgprep.errors import PgkitError
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "pgkit-checkpoint", "version": 1, "x": argparse.Namespace(a=1)}, path)
+    with pytest.raises(PgkitError) as err:
+        checkpoint.load(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: refused: it holds Python objects other than tensors")
+    assert "argparse.Namespace" in msg and "weights_only" not in msg and "False" not in msg
+    assert "add_safe_globals" not in msg
+    trunc = tmp_path / "trunc.pt"
+    trunc.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(PgkitError, match="truncated or not a torch file") as err:
+        checkpoint.load(trunc)
+    assert str(err.value).startswith(str(trunc)) and "miniz" not in str(err.value)

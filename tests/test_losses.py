@@ -23,9 +23,17 @@ def test_pose_mask_l1_counts_body_pixels_twice():
 def test_bce_losses_are_minus_log_sigmoid():
     real, fake_a, fake_b = torch.tensor([2.0]), torch.tensor([-1.0]), torch.tensor([0.5])
     sig = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
-    want = -math.log(sig(2.0)) + 0.5 * (-math.log(1 - sig(-1.0)) - math.log(1 - sig(0.5)))
+    # trainer256.py: (BCE(real, 1) + BCE(fakes pooled, 0)) / 2
+    want = (-math.log(sig(2.0)) + 0.5 * (-math.log(1 - sig(-1.0)) - math.log(1 - sig(0.5)))) / 2
     assert losses.discriminator_loss("bce", real, [fake_a, fake_b]).item() == pytest.approx(want, rel=1e-6)
     assert losses.generator_loss("bce", fake_a).item() == pytest.approx(-math.log(sig(-1.0)), rel=1e-6)
+
+
+def test_stage1_losses():
+    x, target = torch.zeros(1, 3, 1, 2), torch.tensor([1.0, 3.0]).view(1, 1, 1, 2).expand(1, 3, 1, 2)
+    mask = torch.tensor([1.0, 0.0]).view(1, 1, 1, 2)
+    assert losses.STAGE1["l1"](x, target, mask).item() == pytest.approx(2.0)  # mask unused
+    assert losses.STAGE1["pose-mask-l1"](x, target, mask).item() == pytest.approx((2 + 3) / 2)
 
 
 def test_wasserstein_losses():

@@ -80,7 +80,7 @@ def test_masks_on_drawn_people_precision_and_files(tmp_path):
     kps = [posed_person(rng) for _ in range(6)]
     work = tmp_path / "work"
     names = write_work(work, kps)
-    s = run_masks(work, jobs=1)
+    s = run_masks(work, jobs=1, scale=False)
     assert s["written"] == 6 and s["empty"] == 0 and not s["up_to_date"]
     rows = pd.read_csv(work / "images.csv").set_index("image")
     precisions = []
@@ -102,19 +102,19 @@ def test_resume_skips_complete_masks_and_options_recompute(tmp_path):
     rng = np.random.default_rng(1)
     work = tmp_path / "work"
     names = write_work(work, [posed_person(rng) for _ in range(4)])
-    run_masks(work, jobs=1)
+    run_masks(work, jobs=1, scale=False)
     # simulate a run killed half-way: two masks gone, stamp gone
     for n in names[:2]:
         mask_path(work, n).unlink()
     (work / ".pgkit" / "masks.json").unlink()
     before = mask_path(work, names[3]).stat().st_mtime_ns
-    s = run_masks(work, jobs=1)
+    s = run_masks(work, jobs=1, scale=False)
     assert (s["written"], s["skipped_existing"]) == (2, 2)
     assert mask_path(work, names[3]).stat().st_mtime_ns == before
     # same inputs again: nothing to do
-    assert run_masks(work, jobs=1)["up_to_date"]
+    assert run_masks(work, jobs=1, scale=False)["up_to_date"]
     # another radius recomputes every mask
-    s = run_masks(work, radius=8, jobs=1)
+    s = run_masks(work, radius=8, jobs=1, scale=False)
     assert s["written"] == 4 and s["skipped_existing"] == 0
     kp = sk.from_columns(pd.read_csv(work / "images.csv").iloc[0])
     np.testing.assert_array_equal(read_mask(mask_path(work, names[0])), body_mask(kp, (H, W), radius=8))
@@ -126,8 +126,8 @@ def test_parallel_equals_serial(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     names = write_work(a, kps)
     write_work(b, kps)
-    run_masks(a, jobs=1)
-    run_masks(b, jobs=2)
+    run_masks(a, jobs=1, scale=False)
+    run_masks(b, jobs=2, scale=False)
     for n in names[::7]:
         assert mask_path(a, n).read_bytes() == mask_path(b, n).read_bytes()
 
@@ -187,7 +187,8 @@ def test_scaled_options():
 
     assert scaled_options(4, 5, (256, 256)) == (4, 5)
     assert scaled_options(4, 5, (64, 64)) == (1, 1)
-    assert scaled_options(4, 5, (128, 64)) == (1, 1)
+    assert scaled_options(4, 5, (128, 64)) == (2, 3)  # by the height: a standing person spans it
+    assert scaled_options(4, 5, (256, 176)) == (4, 5)  # PATN's 256x176 crops keep PG²'s values
     assert scaled_options(4, 5, (512, 512)) == (8, 11)  # 10 -> the next odd size
     assert scaled_options(4, 0, (128, 128)) == (2, 0)
 
@@ -205,3 +206,65 @@ def test_cli_masks(tmp_path):
     assert r.exit_code == 0 and "up to date" in r.output
     r = CliRunner().invoke(main, ["masks", str(work), "--close", "4"])
     assert r.exit_code == 1 and "odd" in r.output and "Traceback" not in r.output
+
+
+def test_masks_are_recomputed_when_an_images_keypoints_change(tmp_path):
+    """filter -> masks, then filter again from other keypoints: the masks must follow."""
+    rng = np.random.default_rng(3)
+    work = tmp_path / "work"
+    names = write_work(work, [posed_person(rng) for _ in range(4)])
+    run_masks(work, jobs=1, scale=False)
+    images = pd.read_csv(work / "images.csv")
+    for j in range(18):  # a second keypoint source: images 1 and 2 shifted 5 px right
+        images.loc[[1, 2], f"x{j}"] = np.where(images.loc[[1, 2], f"c{j}"] > 0,
+                                              images.loc[[1, 2], f"x{j}"] + 5, -1)
+    images.to_csv(work / "images.csv", index=False)
+    before = mask_path(work, names[0]).stat().st_mtime_ns
+    s = run_masks(work, jobs=1, scale=False)
+    assert (s["written"], s["skipped_existing"]) == (2, 2)
+    assert mask_path(work, names[0]).stat().st_mtime_ns == before
+    rows = pd.read_csv(work / "images.csv").set_index("image")
+    for n in names:
+        np.testing.assert_array_equal(read_mask(mask_path(work, n)), body_mask(sk.from_columns(rows.loc[n]), (H, W)))
+
+
+def test_names_from_images_csv_never_write_outside_work(tmp_path):
+    rng = np.random.default_rng(4)
+    work = tmp_path / "w" / "work"
+    names = write_work(work, [posed_person(rng) for _ in range(3)])
+    images = pd.read_csv(work / "images.csv")
+    escape, absolute = "../../escape.jpg", str(tmp_path / "abs" / "x.jpg")
+    images.loc[0, "image"], images.loc[1, "image"] = escape, absolute
+    images.to_csv(work / "images.csv", index=False)
+    s = run_masks(work, jobs=1, scale=False)
+    assert not (tmp_path / "w" / "escape.png").exists() and not (tmp_path / "abs").exists()
+    assert not list(tmp_path.rglob("escape.png"))
+    assert s["written"] == 1 and [r["image"] for r in s["refused"]] == [escape, absolute]
+    assert all("refused image name" in r["reason"] for r in s["refused"])
+    assert mask_path(work, names[2]).exists()
+    from pgprep.cli import main
+
+    r = CliRunner().invoke(main, ["masks", str(work), "--force"])
+    assert r.exit_code == 0 and "refused 2 image name(s)" in r.output and escape in r.output, r.output
+
+
+def test_masks_scale_with_the_image_height_by_default_and_explicit_values_are_kept(tmp_path):
+    """Before: 4 px disks at any size (thin lines on 560-px photos, blobs at 64 px) unless
+    --scale was given. After: PG²'s 4 / 5 at 256 px scaled to the height by default."""
+    rng = np.random.default_rng(5)
+    work = tmp_path / "work"
+    names = write_work(work, [posed_person(rng) for _ in range(2)])
+    s = run_masks(work, jobs=1)
+    assert (s["radius"], s["close"]) == (1, 1)
+    kp = sk.from_columns(pd.read_csv(work / "images.csv").set_index("image").loc[names[0]])
+    np.testing.assert_array_equal(read_mask(mask_path(work, names[0])), body_mask(kp, (H, W), radius=1, close=1))
+    assert (lambda r: (r["radius"], r["close"]))(run_masks(work, radius=4, jobs=1)) == (4, 5)
+    assert (lambda r: (r["radius"], r["close"]))(run_masks(work, jobs=1, scale=False)) == (4, 5)
+    assert (lambda r: (r["radius"], r["close"]))(run_masks(work, radius=8, jobs=1, scale=True)) == (2, 1)
+    meta = json.loads((work / "work.json").read_text())
+    meta["image_size"] = [560, 420]
+    (work / "work.json").write_text(json.dumps(meta))
+    from pgprep.geometry import scaled_pose
+
+    assert scaled_pose((560, 420)) == (8.75, 13.125) and scaled_pose((256, 176)) == (4.0, 6.0)
+    assert scaled_pose((64, 64), radius=4.0) == (4.0, 1.5)

@@ -25,6 +25,8 @@ from click.testing import CliRunner
 from pgprep import geometry, shards, skeleton
 from pgprep.atomic import file_sha256
 from pgprep.cli import main as pgprep_main
+from pgprep.errors import PgkitError
+from pgprep.masks import run_masks
 from pgprep.pack import mask_path, plan_shards, run_pack
 
 # A standing person in a 64x64 frame (x, y), COCO-18 order.
@@ -65,9 +67,6 @@ def make_work(base: Path, items: int = 4, views: int = 3, size: int = 64, seed: 
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(root / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
                         [cv2.IMWRITE_JPEG_QUALITY, 90])
-            mp = mask_path(work, name)
-            mp.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(mp), m * 255)
             rows.append({"image": name, "item_id": item, "split": split, "status": "train",
                          "width": size, "height": size, "persons": 1, **skeleton.to_columns(kp)})
             names.append(name)
@@ -82,6 +81,7 @@ def make_work(base: Path, items: int = 4, views: int = 3, size: int = 64, seed: 
     pd.DataFrame(rows).to_csv(work / "images.csv", index=False)
     for split, p in pairs.items():
         pd.DataFrame(p, columns=["from", "to", "flip", "item_id"]).to_csv(work / f"pairs-{split}.csv", index=False)
+    run_masks(work, jobs=1)  # masks carry the digest of the keypoints they were made from
     return work
 
 
@@ -95,7 +95,8 @@ def test_compact_shards_hold_whole_items_and_the_right_bytes(tmp_path):
     s = run_pack(work, out, jobs=1, max_pairs=20)  # 12 pairs per item -> one item per shard
     index = json.loads((out / "index.json").read_text())
     assert index["format"] == "pgkit-shards" and index["version"] == 1 and index["layout"] == "compact"
-    assert index["image_size"] == [64, 64] and index["pose"] == {"kind": "disk", "radius": 4.0, "sigma": 6.0}
+    # pose maps scale with the image height by default: PG²'s 4 (sigma 6) at 256 px -> 1 (1.5) at 64 px
+    assert index["image_size"] == [64, 64] and index["pose"] == {"kind": "disk", "radius": 1.0, "sigma": 1.5}
     assert s["pairs"] == {"train": 48, "test": 12} and s["removed"] == []
     assert [e["file"] for e in index["shards"]] == [f"train-{k:05d}.h5" for k in range(4)] + ["test-00000.h5"]
     images = pd.read_csv(work / "images.csv")
@@ -234,7 +235,7 @@ def test_pack_command_says_when_there_is_nothing_to_do(tmp_path):
 
 def test_dense_shard_holds_the_seed_example(tmp_path):
     work = make_work(tmp_path, items=2, views=2)
-    run_pack(work, tmp_path / "d", layout="dense", jobs=1)
+    run_pack(work, tmp_path / "d", layout="dense", jobs=1, pose_radius=4.0)  # PG²'s radius, given explicitly
     root = Path(json.loads((work / "work.json").read_text())["root"])
     images = pd.read_csv(work / "images.csv").set_index("image")
     with h5py.File(tmp_path / "d" / "train-00000.h5", "r") as f:
@@ -258,3 +259,148 @@ def test_dense_shard_holds_the_seed_example(tmp_path):
                 np.testing.assert_array_equal(f["pose"][i, ..., j], want)
             assert set(np.unique(f["mask"][i])) <= {0.0, 1.0}
     assert shards.verify(tmp_path / "d") == []
+
+
+# ---------------------------------------------------------------- issue 12: integrity
+
+def test_pack_never_deletes_or_overwrites_files_it_did_not_write(tmp_path):
+    work = make_work(tmp_path, items=3, views=2)
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "weights-00001.h5").write_text("x")
+    (out / "run-2024-00017.h5").write_text("y")
+    r = CliRunner().invoke(pgprep_main, ["pack", str(work), "-o", str(out), "-j", "1"])
+    assert r.exit_code == 1, r.output
+    assert "run-2024-00017.h5" in r.output and "not written by pgkit" in r.output
+    assert (out / "weights-00001.h5").read_text() == "x" and (out / "run-2024-00017.h5").read_text() == "y"
+    assert sorted(p.name for p in out.iterdir()) == ["run-2024-00017.h5", "weights-00001.h5"]
+    # a foreign file named exactly like a shard is not overwritten either
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "train-00000.h5").write_text("mine")
+    with pytest.raises(PgkitError, match="train-00000.h5: not written by pgkit"):
+        run_pack(work, tmp_path / "e", jobs=1)
+    assert (tmp_path / "e" / "train-00000.h5").read_text() == "mine"
+    # pgkit's own shards that a new plan no longer needs are removed (with their sidecars)
+    own = tmp_path / "own"
+    assert run_pack(work, own, jobs=1, max_pairs=4)["shards"] == 3
+    assert run_pack(work, own, jobs=1, max_pairs=100)["shards"] == 2
+    assert sorted(p.name for p in own.glob("*.h5")) == ["test-00000.h5", "train-00000.h5"]
+    assert sorted(p.name for p in (own / ".pgkit" / "shards").iterdir()) == ["test-00000.h5.json",
+                                                                             "train-00000.h5.json"]
+
+
+def _flip_jpeg_bytes(shard: Path, n: int = 3) -> None:
+    """Flip `n` bytes inside the first stored JPEG of a compact shard (HDF5 structure intact)."""
+    with h5py.File(shard, "r") as f:
+        jpeg = f["images/jpeg"][0].tobytes()
+    data = bytearray(shard.read_bytes())
+    off = data.find(jpeg)
+    assert off > 0
+    for k in range(n):
+        data[off + len(jpeg) // 2 + k] ^= 0x5A
+    shard.write_bytes(bytes(data))
+
+
+def test_a_tampered_shard_is_not_up_to_date_and_force_rewrites_every_shard(tmp_path):
+    work = make_work(tmp_path, items=3, views=2)
+    out = tmp_path / "s"
+    args = ["pack", str(work), "-o", str(out), "-j", "1", "--max-pairs", "4"]
+    assert CliRunner().invoke(pgprep_main, args).exit_code == 0
+    victim = out / "train-00001.h5"
+    good = victim.read_bytes()
+    _flip_jpeg_bytes(victim)
+    assert shards.verify(out) != []
+    r = CliRunner().invoke(pgprep_main, args)
+    assert r.exit_code == 0 and "up to date" not in r.output, r.output
+    assert "1 written, 2 already complete" in r.output
+    assert victim.read_bytes() == good and shards.verify(out) == []
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("*.h5")}
+    time.sleep(0.01)
+    r = CliRunner().invoke(pgprep_main, args + ["--force"])
+    assert r.exit_code == 0 and "3 written, 0 already complete" in r.output, r.output
+    assert all(p.stat().st_mtime_ns != mtimes[p.name] for p in out.glob("*.h5"))
+    assert shards.verify(out) == []
+
+
+def test_pack_refuses_a_mask_made_from_other_keypoints(tmp_path):
+    work = make_work(tmp_path, items=3, views=2)
+    images = pd.read_csv(work / "images.csv")
+    victim = images["image"][1]
+    images.loc[1, "x5"] += 3.0  # keypoints changed after `pgprep masks` ran
+    images.to_csv(work / "images.csv", index=False)
+    with pytest.raises(PgkitError, match="rerun `pgprep masks") as err:
+        run_pack(work, tmp_path / "s", jobs=1)
+    assert err.value.path == str(mask_path(work, victim))
+    assert not (tmp_path / "s" / "index.json").exists()
+    # a mask without pgkit's record (written by hand or another tool) is refused the same way
+    run_masks(work, jobs=1)
+    m = geometry.read_mask(mask_path(work, victim))
+    cv2.imwrite(str(mask_path(work, victim)), m * 255)
+    with pytest.raises(PgkitError, match="no keypoint record"):
+        run_pack(work, tmp_path / "s", jobs=1)
+    run_masks(work, jobs=1, force=True)
+    assert run_pack(work, tmp_path / "s", jobs=1)["pairs"] == {"train": 8, "test": 4}
+
+
+def test_names_read_back_from_work_are_validated_per_record(tmp_path):
+    """An absolute or '..' name in images.csv / pairs CSVs is never read; its pairs are removed."""
+    work = make_work(tmp_path, items=3, views=2, flips=False)
+    root = tmp_path / "root"
+    images = pd.read_csv(work / "images.csv")
+    a, b = images["image"][0], images["image"][2]  # two items
+    dotdot, absolute = "../root/" + a, str(root / b)  # both point at real files
+    for old, new in ((a, dotdot), (b, absolute)):
+        mp = mask_path(work, old)
+        images.loc[images["image"] == old, "image"] = new
+        for split in ("train", "test"):
+            p = pd.read_csv(work / f"pairs-{split}.csv")
+            p = p.replace({"from": {old: new}, "to": {old: new}})
+            p.to_csv(work / f"pairs-{split}.csv", index=False)
+        target = mask_path(work, new)  # where the old code looked for the mask
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(mp.read_bytes())
+    images.to_csv(work / "images.csv", index=False)
+    s = run_pack(work, tmp_path / "s", jobs=1)
+    removed = {r["image"]: r for r in s["removed"]}
+    assert set(removed) == {dotdot, absolute}
+    assert all("refused image name" in r["reason"] and r["pairs"] == 2 for r in removed.values())
+    index = json.loads((tmp_path / "s" / "index.json").read_text())
+    for e in index["shards"]:
+        with h5py.File(tmp_path / "s" / e["file"], "r") as f:
+            assert not any(".." in n.decode() or n.decode().startswith("/") for n in f["images/name"][:])
+
+
+def test_fingerprints_do_not_depend_on_how_paths_are_spelled(tmp_path, monkeypatch):
+    from pgprep.pairs import run_pairs
+
+    work = make_work(tmp_path, items=2, views=2)
+    assert not run_pairs(work, seed=0)["up_to_date"]
+    assert not run_pack(work, tmp_path / "s", jobs=1)["up_to_date"]
+    monkeypatch.chdir(tmp_path)
+    assert run_masks("work", jobs=1)["up_to_date"]
+    assert run_pairs("./work", seed=0)["up_to_date"]
+    assert run_pack("work", "s", jobs=1)["up_to_date"]
+    assert run_pack("root/../work/", "./s", jobs=1)["up_to_date"]
+
+
+def test_killed_between_sidecar_and_shard_the_rerun_finishes_and_nothing_looks_complete(tmp_path, monkeypatch):
+    import pgprep.pack as pack_module
+
+    work = make_work(tmp_path, items=3, views=2)
+    out = tmp_path / "s"
+    real, calls = pack_module.atomic_path, []
+
+    def dying(path):  # the second shard dies after its sidecar, before its rename
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(path)
+
+    monkeypatch.setattr(pack_module, "atomic_path", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_pack(work, out, jobs=1, max_pairs=4)
+    monkeypatch.setattr(pack_module, "atomic_path", real)
+    assert not (out / "index.json").exists() and sorted(p.name for p in out.glob("*.h5")) == ["train-00000.h5"]
+    assert (out / ".pgkit" / "shards" / "train-00001.h5.json").exists()  # recorded, file missing
+    s = run_pack(work, out, jobs=1, max_pairs=4)  # not refused as foreign; finishes the job
+    assert (s["written"], s["skipped"]) == (2, 1) and shards.verify(out) == []

@@ -137,3 +137,13 @@ def test_disk_full_during_pack_leaves_nothing_that_looks_complete(work_dir, tmp_
     assert r.exit_code == 0, r.output
     assert CliRunner().invoke(pgprep_main, ["verify", str(shards)]).exit_code == 0
     assert not list(shards.glob("*.tmp")) and not list(shards.glob(".*.tmp"))
+
+
+def test_filter_fingerprint_does_not_depend_on_how_paths_are_spelled(synth_root, tmp_path, monkeypatch):
+    from pgprep.filter import run_filter
+
+    work = tmp_path / "work"
+    assert not run_filter(synth_root, synth_root / "pose" / "openpose", work)["skipped"]
+    monkeypatch.chdir(synth_root.parent)
+    rel_work = os.path.relpath(work, synth_root.parent)
+    assert run_filter("root", "./root/pose/openpose/", rel_work)["skipped"]

@@ -81,9 +81,12 @@ def test_verify_checks_schema_not_only_hashes(packed, tmp_path):
     index = json.loads((d / "index.json").read_text())
     index["shards"][0]["pairs"] += 1  # hashes still match, the schema does not
     (d / "index.json").write_text(json.dumps(index))
+    with pytest.raises(shards.PgkitError, match="index.json: split train claims 24 pairs, its shards list 25"):
+        shards.verify(d)  # the index itself no longer adds up
+    index["splits"]["train"]["pairs"] += 1
+    (d / "index.json").write_text(json.dumps(index))
     problems = shards.verify(d)
-    assert any("train-00000.h5: attribute pairs=12, expected 13" in p for p in problems), problems
-    assert any("split train claims" in p for p in problems)
+    assert any("train-00000.h5: attribute pairs=12, index.json says 13" in p for p in problems), problems
     (d / "index.json").write_text(json.dumps({**index, "format": "other"}))
     r = CliRunner().invoke(pgprep_main, ["verify", str(d)])
     assert r.exit_code == 1 and "index.json" in r.output
@@ -115,3 +118,96 @@ def test_same_inputs_give_byte_identical_shards(packed, tmp_path):
     run_pack(work, tmp_path / "again", jobs=1, max_pairs=12)
     for p in (packed / "compact").glob("*.h5"):
         assert (tmp_path / "again" / p.name).read_bytes() == p.read_bytes()
+
+
+# ---------------------------------------------------------------- issue 12: index.json on read
+
+def _edit_index(src, dst, edit):
+    shutil.copytree(src, dst)
+    index = json.loads((dst / "index.json").read_text())
+    edit(index)
+    (dst / "index.json").write_text(json.dumps(index))
+    return dst
+
+
+def _set(path, value):
+    def edit(index):
+        *head, last = path
+        obj = index
+        for k in head:
+            obj = obj[k]
+        obj[last] = value
+    return edit
+
+
+BAD_INDEXES = {  # edit -> words the error must contain (it always names index.json)
+    "sigma 0": (_set(["pose", "sigma"], 0.0), "sigma"),
+    "radius nan": (_set(["pose", "radius"], float("nan")), "radius"),
+    "radius text": (_set(["pose", "radius"], "4"), "radius"),
+    "pose kind": (_set(["pose", "kind"], "star"), "kind"),
+    "image_size short": (_set(["image_size"], [48]), "image_size"),
+    "image_size zero": (_set(["image_size"], [0, 48]), "image_size"),
+    "layout": (_set(["layout"], "sparse"), "layout"),
+    "shards not a list": (_set(["shards"], {"a": 1}), "shards"),
+    "pairs text": (_set(["shards", 0, "pairs"], "12"), "pairs"),
+    "pairs negative": (_set(["shards", 0, "pairs"], -1), "pairs"),
+    "split unknown": (_set(["shards", 0, "split"], "val"), "split"),
+    "sha256 not hex": (_set(["shards", 0, "sha256"], 5), "sha256"),
+    "file ..": (_set(["shards", 0, "file"], "../compact/train-00000.h5"), "refused"),
+    "file absolute": (_set(["shards", 0, "file"], "/tmp/train-00000.h5"), "refused"),
+    "split total": (_set(["splits", "train", "pairs"], 5), "split train"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INDEXES))
+def test_a_malformed_index_is_refused_on_every_read_naming_index_json(packed, tmp_path, case):
+    from pgprep.errors import PgkitError
+    from pgtrain.data import PairDataset
+
+    edit, words = BAD_INDEXES[case]
+    d = _edit_index(packed / "gauss", tmp_path / "gauss", edit)
+    with pytest.raises(PgkitError, match=words) as err:
+        shards.read_index(d)
+    assert err.value.path == str(d / "index.json")
+    with pytest.raises(PgkitError, match="index.json"):
+        PairDataset(d, "train")
+    r = CliRunner().invoke(pgprep_main, ["verify", str(d)])
+    assert r.exit_code == 1 and "index.json" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("case", ["fewer pairs", "pose radius", "pose kind", "image size"])
+def test_index_settings_are_cross_checked_against_the_shards(packed, tmp_path, case):
+    """A consistent but edited index.json: the shards' own attributes disagree."""
+    from pgprep.errors import PgkitError
+    from pgtrain.data import PairDataset
+
+    def edit(index):
+        if case == "fewer pairs":  # splits and shard entry agree: trained on a subset before
+            index["shards"][0]["pairs"] -= 1
+            index["splits"]["train"]["pairs"] -= 1
+        elif case == "pose radius":
+            index["pose"]["radius"] = 5.0
+        elif case == "pose kind":
+            index["pose"]["kind"] = "disk"
+        else:
+            index["image_size"] = [40, 40]
+
+    d = _edit_index(packed / "gauss", tmp_path / "gauss", edit)
+    first = d / "train-00000.h5"
+    problems = shards.verify(d)
+    assert any(p.startswith(str(first)) and "index.json says" in p for p in problems), problems
+    with pytest.raises(PgkitError, match="train-00000.h5") as err:
+        ds = PairDataset(d, "train")
+        ds[0]
+    assert "index.json" in str(err.value)
+
+
+def test_verify_refuses_unsafe_names_even_when_the_hash_matches(packed, tmp_path):
+    d = tmp_path / "s"
+    shutil.copytree(packed / "compact", d)
+    shutil.copytree(packed / "compact", tmp_path / "elsewhere")
+    index = json.loads((d / "index.json").read_text())
+    index["shards"][0]["file"] = "../elsewhere/train-00000.h5"  # same bytes, outside SHARDS
+    (d / "index.json").write_text(json.dumps(index))
+    r = CliRunner().invoke(pgprep_main, ["verify", str(d)])
+    assert r.exit_code == 1 and "refused" in r.output and "index.json" in r.output, r.output

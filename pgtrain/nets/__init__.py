@@ -1,4 +1,4 @@
-"""The networks of PG² and the seed: G1, G2 and the pair / triplet discriminators.
+"""The networks of PG² as released (G1, G2, the DCGAN D) and what each preset feeds D.
 
 `build(kind, options)` makes a network from a run's options (a dict or presets.Options), so
 the loop and checkpoint loading construct exactly the same modules.
@@ -6,15 +6,26 @@ the loop and checkpoint loading construct exactly the same modules.
 
 from __future__ import annotations
 
-from pgtrain.nets.discriminators import PairDiscriminator, TripletCritic, TripletDiscriminator
+from pgtrain.nets.discriminators import DCGANDiscriminator
 from pgtrain.nets.g1 import G1
 from pgtrain.nets.g2 import G2
 
-__all__ = ["G1", "G2", "PairDiscriminator", "TripletDiscriminator", "TripletCritic", "build"]
+__all__ = ["G1", "G2", "DCGANDiscriminator", "D_INPUTS", "build"]
+
+# discriminator kind -> channels of what D classifies (see discriminators.py)
+D_INPUTS = {
+    "image": 3,          # released PG² D and the seed's triplet classifier: one image
+    "pair": 6,           # the seed's pair D: (I_A, X)
+    "pose-image": 21,    # pgkit extension: (X, P_B)
+}
 
 
 def _get(options, key, default=None):
     return options.get(key, default) if isinstance(options, dict) else getattr(options, key, default)
+
+
+def d_input_kind(discriminator: str) -> str:
+    return {"pair": "pair", "triplet": "image", "triplet-pose": "pose-image"}[discriminator]
 
 
 def build(kind: str, options):
@@ -24,15 +35,11 @@ def build(kind: str, options):
     if kind == "g1":
         return G1(size, ch, fc_dim=int(_get(options, "fc_dim", 64)))
     if kind == "g2":
-        return G2(size, ch)
+        return G2(size, ch, skips=_get(options, "g2_skips"))
     if kind == "d":
         dch = _get(options, "d_channels") or max(1, ch // 2)
-        norm = _get(options, "d_norm", "batch")
         disc = _get(options, "discriminator")
-        if disc == "pair":
-            return PairDiscriminator(size, dch, norm=norm)
-        if disc == "triplet":
-            cls = TripletCritic if _get(options, "adversarial") == "wasserstein" else TripletDiscriminator
-            return cls(size, dch, norm=norm)
-        raise ValueError(f"no discriminator {disc!r}")
+        if disc not in ("pair", "triplet", "triplet-pose"):
+            raise ValueError(f"no discriminator {disc!r}")
+        return DCGANDiscriminator(D_INPUTS[d_input_kind(disc)], size, dch, norm=_get(options, "d_norm", "batch"))
     raise ValueError(f"unknown network {kind!r}")

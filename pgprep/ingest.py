@@ -1,0 +1,495 @@
+"""`pgprep ingest`: any folder of photos -> a DeepFashion-shaped tree the other stages read.
+
+    PHOTOS/                                  ROOT/img/<GENDER>/<Category>/id_XXXXXXXX/01_<k>_<view>.jpg
+      anna-red-dress/ front.jpg side.webp -> ROOT/Eval/list_eval_partition.txt  (split by item, seeded)
+      IMG_2041.HEIC.jpg                      ROOT/ingest.csv          (one row per image: the transform)
+                                             ROOT/ingest-rejects.csv  (source, reason)
+
+- items: one sub-folder of PHOTOS per item (every photo below it, at any depth, is a view of
+  that item); a photo lying directly in PHOTOS is an item of its own. `--items CSV`
+  (columns `file,item[,view]`, file relative to PHOTOS) says it instead. A folder path that
+  contains MEN or WOMEN gives the gender and the folder after it the category
+  (`PHOTOS/WOMEN/Dresses/anna/...`); otherwise `--gender` / `--category`.
+- ids: items sorted by their key (folder path, CSV item or file stem) -> id_00000001, ...
+  Views within an item are numbered 1.. in file-name order: `01_<k>_<view>.jpg`; the view
+  word comes from the CSV, else from the file name (front, side, back, full, additional,
+  flat), else `full`.
+- pixels: every photo is read with the one policy of `pgprep.imageio` (JPEG/PNG/WebP, EXIF
+  orientation applied, trailers ignored, pixel limit), scaled to fit H x W keeping its aspect
+  ratio and padded with white, centred, as DeepFashion's 256x256 images are. JPEG quality 95.
+- the transform of each image is in ROOT/ingest.csv: `scale`, `pad_x`, `pad_y`, the upright
+  original size and the EXIF orientation. A keypoint (x, y) found on the upright original
+  maps to ((x + 0.5) * scale - 0.5 + pad_x, (y + 0.5) * scale - 0.5 + pad_y) (pixel centres,
+  as cv2.resize samples); `map_keypoints` does it, and `--poses DIR` maps OpenPose JSON made
+  on the originals (PHOTOS-relative `<stem>_keypoints.json`) into ROOT/pose/openpose/.
+- reruns: every file is written atomically; a per-photo journal (ROOT/.pgkit/ingest-journal.jsonl)
+  lets a killed run resume without redoing finished photos; a rerun with nothing changed does
+  nothing and says so. Images ingest wrote earlier for photos that are gone are removed; a
+  ROOT holding an img/ tree that ingest did not write is refused.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import click
+import cv2
+import numpy as np
+import pandas as pd
+
+from pgprep import atomic, deepfashion, formats, geometry, imageio, skeleton
+from pgprep.errors import PgkitError
+
+STAGE = "ingest"
+RECORDS = "ingest.csv"
+REJECTS = "ingest-rejects.csv"
+JOURNAL = f"{atomic.STAMP_DIR}/ingest-journal.jsonl"
+GENDERS = ("MEN", "WOMEN")
+QUALITY = 95
+PAD_VALUE = 255  # DeepFashion pads with white
+DEFAULT_VIEW = "full"
+# Image-like files ingest recognises by name; those it cannot read are rejected with a reason,
+# other files (notes, sidecars) are ignored and counted.
+OTHER_IMAGE_EXTS = (".heic", ".heif", ".avif", ".gif", ".bmp", ".tif", ".tiff", ".jxl")
+RECORD_COLUMNS = ["source", "image", "item", "item_id", "view", "status", "scale", "pad_x", "pad_y",
+                  "orig_width", "orig_height", "orientation", "format", "width", "height", "sha256"]
+_VIEW_RE = re.compile(r"(?<![a-z])(" + "|".join(deepfashion.VIEWS) + r")(?![a-z])")
+
+
+def parse_size(text: str | int | tuple) -> tuple[int, int]:
+    """`256` -> (256, 256); `256x176` -> (256, 176): height x width, as everywhere in pgkit."""
+    if isinstance(text, tuple):
+        h, w = text
+    elif isinstance(text, int):
+        h = w = text
+    else:
+        m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", str(text))
+        if not m:
+            raise PgkitError(None, f"size must be N or HxW (e.g. 256 or 256x176), got {text!r}")
+        h, w = int(m.group(1)), int(m.group(2) or m.group(1))
+    if min(h, w) < 16 or max(h, w) > 4096:
+        raise PgkitError(None, f"size {h}x{w} (HxW) is outside 16..4096")
+    return int(h), int(w)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Aspect-preserving resize of an upright (h, w) image into (H, W), centred on white."""
+
+    scale: float
+    new_w: int
+    new_h: int
+    pad_x: int
+    pad_y: int
+
+
+def fit(orig: tuple[int, int], size: tuple[int, int]) -> Fit:
+    """`orig` and `size` are (height, width)."""
+    (h, w), (H, W) = orig, size
+    scale = min(H / h, W / w)
+    nw, nh = min(W, max(1, round(w * scale))), min(H, max(1, round(h * scale)))
+    return Fit(scale, nw, nh, (W - nw) // 2, (H - nh) // 2)
+
+
+def letterbox(rgb: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Fit]:
+    f = fit(rgb.shape[:2], size)
+    interp = cv2.INTER_AREA if f.scale < 1 else cv2.INTER_CUBIC
+    small = rgb if (f.new_h, f.new_w) == rgb.shape[:2] else cv2.resize(rgb, (f.new_w, f.new_h), interpolation=interp)
+    out = np.full((*size, 3), PAD_VALUE, np.uint8)
+    out[f.pad_y:f.pad_y + f.new_h, f.pad_x:f.pad_x + f.new_w] = small
+    return out, f
+
+
+def map_keypoints(kp: np.ndarray, scale: float, pad_x: float, pad_y: float) -> np.ndarray:
+    """COCO-18 keypoints (..., 18, 3) on the upright original -> the ingested image's frame.
+    Missing joints stay missing."""
+    kp = np.array(kp, np.float32, copy=True)
+    ok = skeleton.present(kp)
+    kp[..., 0] = np.where(ok, (kp[..., 0] + 0.5) * scale - 0.5 + pad_x, kp[..., 0])
+    kp[..., 1] = np.where(ok, (kp[..., 1] + 0.5) * scale - 0.5 + pad_y, kp[..., 1])
+    return kp
+
+
+# ---------------------------------------------------------------- what to ingest
+
+def _view_of(name: str) -> str:
+    m = _VIEW_RE.search(PurePosixPath(name).stem.lower())
+    return m.group(1) if m else DEFAULT_VIEW
+
+
+def _gender_category(parts: tuple[str, ...], gender: str, category: str) -> tuple[str, str]:
+    for i, p in enumerate(parts):
+        if p.upper() in GENDERS:
+            return p.upper(), _safe(parts[i + 1]) if i + 1 < len(parts) else category
+    return gender, category
+
+
+def _safe(text: str) -> str:
+    """A category folder name DeepFashion-style: letters, digits, '_' and '-' only."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "Photos"
+
+
+def scan(photos: Path, items_csv: Path | None, gender: str, category: str) -> tuple[list[dict], list[dict], int]:
+    """(candidates, rejects, ignored): one candidate per photo with its item key and view."""
+    cands, rejects, ignored = [], [], 0
+    if items_csv is not None:
+        try:
+            table = pd.read_csv(items_csv, dtype=str, keep_default_na=False)
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            raise PgkitError(items_csv, f"unreadable items CSV ({exc})") from None
+        missing = [c for c in ("file", "item") if c not in table.columns]
+        if missing:
+            raise PgkitError(items_csv, f"missing columns {missing} (expected file,item[,view])")
+        for i, r in enumerate(table.itertuples(index=False), start=2):
+            name = str(r.file).strip()
+            try:
+                name = deepfashion.check_relative(name, items_csv)
+            except PgkitError as exc:
+                rejects.append({"source": name, "reason": f"bad-name: line {i}: {exc.reason}"})
+                continue
+            if not str(r.item).strip():
+                rejects.append({"source": name, "reason": f"bad-row: line {i} has no item"})
+                continue
+            view = str(getattr(r, "view", "") or "").strip().lower() or _view_of(name)
+            if view not in deepfashion.VIEWS:
+                rejects.append({"source": name, "reason": f"bad-row: line {i}: view {view!r} is not one of "
+                                                          f"{', '.join(deepfashion.VIEWS)}"})
+                continue
+            g, c = _gender_category(PurePosixPath(str(r.item)).parts, gender, category)
+            cands.append({"source": name, "item": str(r.item).strip(), "view": view, "gender": g, "category": c})
+        return cands, rejects, ignored
+    for p in sorted(photos.rglob("*")):
+        rel = p.relative_to(photos)
+        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+            continue
+        ext = p.suffix.lower()
+        if ext not in imageio.EXTENSIONS and ext not in OTHER_IMAGE_EXTS:
+            ignored += 1
+            continue
+        parts = rel.parts
+        item = parts[0] if len(parts) > 1 else rel.stem
+        g, c = _gender_category(parts[:-1], gender, category)
+        if len(parts) > 1 and g in GENDERS and parts[0].upper() in GENDERS:
+            item = "/".join(parts[:-1])  # WOMEN/Dresses/anna/x.jpg: the item is the whole folder path
+        cands.append({"source": rel.as_posix(), "item": item, "view": _view_of(rel.name), "gender": g,
+                      "category": c})
+    return cands, rejects, ignored
+
+
+def assign_ids(cands: list[dict]) -> None:
+    """Item keys sorted -> id_00000001...; views numbered 1.. per item in file-name order."""
+    keys = sorted({c["item"] for c in cands})
+    ids = {k: f"id_{i:08d}" for i, k in enumerate(keys, start=1)}
+    counter: dict[str, int] = collections.defaultdict(int)
+    for c in sorted(cands, key=lambda c: (c["item"], c["source"])):
+        counter[c["item"]] += 1
+        c["item_id"] = ids[c["item"]]
+        c["number"] = counter[c["item"]]
+        c["image"] = (f"img/{c['gender']}/{_safe(c['category'])}/{c['item_id']}/"
+                      f"01_{c['number']}_{c['view']}.jpg")
+
+
+def assign_partition(item_ids: list[str], test_fraction: float, seed: int) -> dict[str, str]:
+    """item -> 'train' | 'test' by a seeded permutation; a lone item trains."""
+    items = sorted(set(item_ids))
+    n_test = int(round(test_fraction * len(items)))
+    if test_fraction > 0 and len(items) >= 2:
+        n_test = min(max(1, n_test), len(items) - 1)
+    else:
+        n_test = 0
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 13]))
+    test = {items[i] for i in rng.permutation(len(items))[:n_test]}
+    return {i: "test" if i in test else "train" for i in items}
+
+
+def _statuses(rows: list[dict], split: dict[str, str]) -> None:
+    """train items -> train; a test item's images alternate query / gallery (DeepFashion's
+    test side is query + gallery)."""
+    seen: dict[str, int] = collections.defaultdict(int)
+    for r in rows:
+        if split[r["item_id"]] == "train":
+            r["status"] = "train"
+        else:
+            r["status"] = "query" if seen[r["item_id"]] % 2 == 0 else "gallery"
+            seen[r["item_id"]] += 1
+
+
+# ---------------------------------------------------------------- one photo
+
+def _key(path: Path, options: dict) -> str:
+    st = path.stat()
+    return hashlib.sha256(json.dumps([str(path.resolve()), st.st_size, st.st_mtime_ns, options],
+                                     sort_keys=True).encode()).hexdigest()[:24]
+
+
+def convert(src: Path, dst: Path, size: tuple[int, int]) -> dict:
+    """Read one photo with the shared policy, letterbox it, write the JPEG atomically."""
+    data = imageio.read_bytes(src)
+    info = imageio.probe(data, src)
+    rgb = imageio.decode(data, src, info=info)
+    out, f = letterbox(rgb, size)
+    atomic.write_bytes_atomic(dst, geometry.encode_jpeg(out, QUALITY))
+    return {"scale": round(f.scale, 8), "pad_x": f.pad_x, "pad_y": f.pad_y, "orig_width": info.width,
+            "orig_height": info.height, "orientation": info.orientation, "format": info.format,
+            "width": size[1], "height": size[0], "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _load_journal(root: Path) -> dict[str, dict]:
+    path = root / JOURNAL
+    done = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return done
+    for line in lines:
+        try:
+            rec = json.loads(line)
+            done[rec["key"]] = rec
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a torn last line of a killed run: that photo is redone
+    return done
+
+
+# ---------------------------------------------------------------- the stage
+
+def run_ingest(photos, root, *, size="256", items=None, test_fraction: float = 0.2, seed: int = 0,
+               gender: str = "WOMEN", category: str = "Photos", poses=None, force: bool = False,
+               progress: bool | None = None) -> dict:
+    """Turn the photos under PHOTOS into a DeepFashion-shaped tree at ROOT; returns counts
+    (`images`, `items`, `train_items`, `test_items`, `rejected`, `ignored`, `converted`,
+    `reused`, `removed`, `skipped=True` when ROOT was already up to date)."""
+    from pgprep.cliutil import progress as bar
+
+    photos, root = Path(photos), Path(root)
+    hw = parse_size(size)
+    if not photos.is_dir():
+        raise PgkitError(photos, "not a directory of photos")
+    if not 0 <= test_fraction < 1:
+        raise PgkitError(None, f"--test-fraction must be in [0, 1), got {test_fraction}")
+    gender = gender.upper()
+    if gender not in GENDERS:
+        raise PgkitError(None, f"--gender must be MEN or WOMEN, got {gender!r}")
+    if root.resolve() == photos.resolve() or photos.resolve() in root.resolve().parents:
+        raise PgkitError(root, "ROOT must not lie inside PHOTOS (its images would be ingested next time)")
+    if (root / "img").exists() and not (root / RECORDS).exists() and not (root / JOURNAL).exists():
+        raise PgkitError(root, f"holds an img/ tree that pgprep ingest did not write (no {RECORDS}); "
+                               "choose a new ROOT")
+    cands, rejects, ignored = scan(photos, Path(items) if items else None, gender, category)
+    options = {"size": list(hw), "test_fraction": float(test_fraction), "seed": int(seed), "gender": gender,
+               "category": category, "quality": QUALITY, "items": str(Path(items).resolve()) if items else None,
+               "poses": str(Path(poses).resolve()) if poses else None, "version": 1}
+    files = [photos / c["source"] for c in cands] + ([Path(items)] if items else [])
+    if poses:
+        files += sorted(Path(poses).rglob("*" + formats.OPENPOSE_SUFFIX))
+    fp = atomic.fingerprint(files, options)
+    outputs = [root / RECORDS, root / REJECTS, root / deepfashion.PARTITION]
+    if not force and atomic.is_up_to_date(root, STAGE, fp, outputs):
+        info = json.loads((root / atomic.STAMP_DIR / f"{STAGE}.json").read_text())
+        return {**info.get("counts", {}), "skipped": True}
+
+    for c in cands:
+        if not (photos / c["source"]).is_file():
+            rejects.append({"source": c["source"], "reason": "missing: listed in the items CSV but not on disk"})
+    cands = [c for c in cands if (photos / c["source"]).is_file()]
+    journal = _load_journal(root)
+    (root / atomic.STAMP_DIR).mkdir(parents=True, exist_ok=True)
+    atomic.clear_stamp(root, STAGE)
+    pix_opts = {"size": list(hw), "quality": QUALITY}
+    # Duplicate bytes would put one photo in two items (or twice in one): the first one wins.
+    by_hash: dict[str, str] = {}
+    rows, converted, reused = [], 0, 0
+    ok_cands = []
+    for c in cands:
+        src = photos / c["source"]
+        try:
+            digest = atomic.file_sha256(src)
+        except OSError as exc:
+            rejects.append({"source": c["source"], "reason": f"bad-image: cannot read ({exc.strerror})"})
+            continue
+        if digest in by_hash:
+            rejects.append({"source": c["source"], "reason": f"duplicate: same bytes as {by_hash[digest]}"})
+            continue
+        by_hash[digest] = c["source"]
+        ok_cands.append(c)
+    # ids only for photos that can be ingested are decided after reading them, so a bad photo
+    # does not leave a hole in an item's numbering.
+    readable = []
+    with bar(total=len(ok_cands), desc="ingest", unit="img",
+             disable=None if progress is None else not progress) as pbar, \
+            open(root / JOURNAL, "a", encoding="utf-8") as jf:
+        for c in ok_cands:
+            pbar.update(1)
+            src = photos / c["source"]
+            key = _key(src, pix_opts)
+            c["key"] = key
+            if key in journal and "error" in journal[key]:
+                rejects.append({"source": c["source"], "reason": journal[key]["error"]})
+                continue
+            try:
+                info = imageio.read_info(src)
+            except PgkitError as exc:
+                rejects.append({"source": c["source"], "reason": f"bad-image: {exc.reason}"})
+                jf.write(json.dumps({"key": key, "error": f"bad-image: {exc.reason}"}) + "\n")
+                continue
+            c["info"] = info
+            readable.append(c)
+        assign_ids(readable)
+        for c in readable:
+            dst = root / c["image"]
+            prev = journal.get(c["key"])
+            if prev and prev.get("image") == c["image"] and dst.is_file():
+                rec = prev["record"]
+                reused += 1
+            else:
+                try:
+                    rec = convert(photos / c["source"], dst, hw)
+                except PgkitError as exc:
+                    rejects.append({"source": c["source"], "reason": f"bad-image: {exc.reason}"})
+                    jf.write(json.dumps({"key": c["key"], "error": f"bad-image: {exc.reason}"}) + "\n")
+                    continue
+                jf.write(json.dumps({"key": c["key"], "image": c["image"], "record": rec}) + "\n")
+                jf.flush()
+                converted += 1
+            rows.append({"source": c["source"], "image": c["image"], "item": c["item"],
+                         "item_id": c["item_id"], "view": c["view"], **rec})
+    if not rows:
+        raise PgkitError(photos, f"no usable photos ({len(rejects)} rejected, {ignored} other files ignored)")
+    split = assign_partition([r["item_id"] for r in rows], test_fraction, seed)
+    rows.sort(key=lambda r: r["image"])
+    _statuses(rows, split)
+    table = pd.DataFrame(rows, columns=RECORD_COLUMNS)
+    removed = _remove_stale(root, set(table["image"]))
+    deepfashion.write_partition(root, table[["image", "item_id", "status"]])
+    mapped = _map_poses(Path(poses), root, table) if poses else None
+    atomic.write_csv_atomic(root / RECORDS, table)
+    atomic.write_csv_atomic(root / REJECTS, pd.DataFrame(rejects, columns=["source", "reason"]))
+    counts = {"images": len(table), "items": int(table["item_id"].nunique()),
+              "train_items": sum(v == "train" for v in split.values()),
+              "test_items": sum(v == "test" for v in split.values()),
+              "rejected": len(rejects), "ignored": ignored, "converted": converted, "reused": reused,
+              "removed": removed, "size": list(hw)}
+    if mapped is not None:
+        counts["poses_mapped"] = mapped
+    _compact_journal(root, table, rejects, ok_cands)
+    atomic.mark_done(root, STAGE, fp, counts=counts)
+    return {**counts, "skipped": False}
+
+
+def _remove_stale(root: Path, keep: set[str]) -> int:
+    """Delete images an earlier ingest wrote (listed in its ingest.csv) that are no longer produced."""
+    try:
+        old = pd.read_csv(root / RECORDS, dtype=str)["image"].tolist()
+    except (FileNotFoundError, KeyError, ValueError, pd.errors.ParserError):
+        return 0
+    n = 0
+    for name in old:
+        if name in keep:
+            continue
+        try:
+            deepfashion.check_relative(name)
+            (root / name).unlink()
+            n += 1
+        except (PgkitError, FileNotFoundError):
+            continue
+    return n
+
+
+def _compact_journal(root: Path, table: pd.DataFrame, rejects: list[dict], cands: list[dict]) -> None:
+    """Rewrite the journal with the current photos only (it would otherwise grow forever)."""
+    by_source = {c["source"]: c.get("key") for c in cands}
+    lines = []
+    for r in table.to_dict("records"):
+        rec = {k: r[k] for k in ("scale", "pad_x", "pad_y", "orig_width", "orig_height", "orientation",
+                                 "format", "width", "height", "sha256")}
+        rec = {k: (v.item() if hasattr(v, "item") else v) for k, v in rec.items()}
+        lines.append(json.dumps({"key": by_source[r["source"]], "image": r["image"], "record": rec}))
+    for r in rejects:
+        key = by_source.get(r["source"])
+        if key and r["reason"].startswith("bad-image"):
+            lines.append(json.dumps({"key": key, "error": r["reason"]}))
+    atomic.write_text_atomic(root / JOURNAL, "\n".join(lines) + ("\n" if lines else ""))
+
+
+def _map_poses(poses: Path, root: Path, table: pd.DataFrame) -> int:
+    """OpenPose JSON made on the originals (PHOTOS-relative) -> ROOT/pose/openpose/ (img/ tree)."""
+    n = 0
+    for r in table.itertuples():
+        src = poses / formats.openpose_json_name(r.source)
+        if not src.is_file():
+            continue
+        people = formats.read_openpose_json(src)
+        mapped = [map_keypoints(p, r.scale, r.pad_x, r.pad_y) for p in people]
+        below = str(PurePosixPath(*PurePosixPath(r.image).parts[1:]))
+        formats.write_openpose_json(root / "pose" / "openpose" / formats.openpose_json_name(below), mapped)
+        n += 1
+    return n
+
+
+# ---------------------------------------------------------------- command
+
+@click.command("ingest")
+@click.argument("photos", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-o", "--out", "root", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="ROOT to write: img/..., Eval/list_eval_partition.txt, ingest.csv, ingest-rejects.csv.")
+@click.option("--size", default="256", show_default=True,
+              help="Output size: N (square) or HxW, e.g. 256x176 for the PATN protocol.")
+@click.option("--items", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV with columns file,item[,view] (file relative to PHOTOS) instead of the folder layout.")
+@click.option("--test-fraction", type=float, default=0.2, show_default=True,
+              help="Fraction of items in the test split (query + gallery); split by item, never by image.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/test split.")
+@click.option("--gender", default="WOMEN", show_default=True,
+              help="Gender folder for items whose path names neither MEN nor WOMEN.")
+@click.option("--category", default="Photos", show_default=True,
+              help="Category folder for items whose path does not give one.")
+@click.option("--poses", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="OpenPose JSON made on the original photos (PHOTOS-relative <stem>_keypoints.json): "
+                   "mapped into ROOT/pose/openpose/.")
+@click.option("--force", is_flag=True, help="Rebuild the records even if ROOT is up to date.")
+def command(photos, root, size, items, test_fraction, seed, gender, category, poses, force):
+    """Turn a folder of photos into a DeepFashion-shaped ROOT for the other stages.
+
+    JPEG, PNG and WebP of any size are read upright (EXIF orientation applied; bytes after
+    a JPEG's end marker are ignored), scaled to fit --size keeping the aspect ratio and
+    padded with white, centred, like DeepFashion's images. One sub-folder of PHOTOS per
+    item (a loose photo is an item of its own), or --items CSV.
+
+    \b
+    Examples:
+      pgprep ingest photos/ -o data/mine                   # 256x256
+      pgprep ingest photos/ -o data/mine-patn --size 256x176
+      pgprep ingest photos/ -o data/mine --items items.csv --test-fraction 0.1 --seed 3
+
+    \b
+    Then:
+      pgprep pose data/mine -o data/mine/pose/openpose
+      pgprep filter data/mine --poses data/mine/pose/openpose -o data/work
+
+    ROOT/ingest.csv records per image the source, scale, pad_x, pad_y, the upright
+    original size and the EXIF orientation: a keypoint (x, y) on the original is at
+    ((x + .5) * scale - .5 + pad_x, (y + .5) * scale - .5 + pad_y). Unreadable photos go
+    to ROOT/ingest-rejects.csv with the reason. A rerun with nothing changed does nothing.
+    """
+    from pgprep.cliutil import echo_table
+
+    c = run_ingest(photos, root, size=size, items=items, test_fraction=test_fraction, seed=seed,
+                   gender=gender, category=category, poses=poses, force=force)
+    if c.get("skipped"):
+        click.echo(f"ingest: {root} is up to date ({c['images']} images of {c['items']} items, "
+                   f"{c['rejected']} rejected); nothing to do (--force to rerun)")
+        return
+    h, w = c["size"]
+    echo_table([["images", c["images"]], ["items (train / test)", f"{c['items']} ({c['train_items']} / "
+                                                                   f"{c['test_items']})"],
+                ["converted / reused", f"{c['converted']} / {c['reused']}"], ["rejected", c["rejected"]],
+                ["other files ignored", c["ignored"]], ["stale images removed", c["removed"]]],
+               ["ingest", f"{h}x{w}"])
+    if "poses_mapped" in c:
+        click.echo(f"poses mapped: {c['poses_mapped']} -> {root}/pose/openpose")
+    click.echo(f"-> {root}/img, {root}/{deepfashion.PARTITION}, {root}/{RECORDS}"
+               + (f"; rejects in {root}/{REJECTS}" if c["rejected"] else ""))

@@ -1,0 +1,171 @@
+"""pgprep ingest: a folder of photos -> a DeepFashion-shaped tree, with the transform recorded."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from pgprep import deepfashion, formats, imageio, skeleton
+from pgprep.cli import main
+from pgprep.errors import PgkitError
+from pgprep.filter import run_filter
+from pgprep.ingest import fit, map_keypoints, parse_size, run_ingest
+
+
+def photo(h, w, colour=(200, 40, 40)):
+    """A coloured h x w photo with a black dot at (row h//4, col w//3) to follow through the resize."""
+    img = np.full((h, w, 3), colour, np.uint8)
+    img[h // 4 - 2:h // 4 + 3, w // 3 - 2:w // 3 + 3] = 0
+    return img
+
+
+def save(path, rgb, fmt="JPEG", orientation=None, trailer=b""):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ex = Image.Exif()
+    if orientation:
+        ex[imageio.ORIENTATION_TAG] = orientation
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, fmt, exif=ex.tobytes(), quality=95)
+    path.write_bytes(buf.getvalue() + trailer)
+
+
+@pytest.fixture
+def photos(tmp_path):
+    d = tmp_path / "photos"
+    save(d / "anna" / "front.jpg", photo(560, 420))
+    # an upright 560x420 phone photo stored as 420x560 pixels with "rotate 90 CW" (6)
+    save(d / "anna" / "IMG_2.jpg", np.ascontiguousarray(np.rot90(photo(560, 420, (40, 200, 40)), 1)), orientation=6)
+    save(d / "anna" / "back.webp", photo(300, 200), "WEBP")
+    save(d / "ben" / "side.jpg", photo(256, 256), trailer=b"\x00" * 100 + b"MotionPhoto")
+    save(d / "ben" / "x.png", photo(100, 300), "PNG")
+    save(d / "loose.jpg", photo(700, 500))
+    (d / "notes.txt").write_text("not a photo")
+    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 nothing else")
+    (d / "IMG_9.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    return d
+
+
+def test_parse_size_is_height_by_width():
+    assert parse_size("256") == (256, 256)
+    assert parse_size("256x176") == (256, 176)
+    with pytest.raises(PgkitError, match="N or HxW"):
+        parse_size("big")
+
+
+def test_fit_keeps_the_aspect_and_centres_on_white():
+    f = fit((560, 420), (256, 256))
+    assert (f.new_h, f.new_w, f.pad_x, f.pad_y) == (256, 192, 32, 0)
+    f = fit((100, 300), (256, 176))
+    assert (f.new_h, f.new_w, f.pad_x, f.pad_y) == (59, 176, 0, 98)
+
+
+def test_ingest_writes_a_deepfashion_tree_with_the_transform(photos, tmp_path):
+    root = tmp_path / "root"
+    c = run_ingest(photos, root, size="256", test_fraction=0.4, seed=1, progress=False)
+    assert (c["images"], c["items"], c["rejected"], c["ignored"]) == (6, 3, 2, 1)
+    rec = pd.read_csv(root / "ingest.csv").set_index("source")
+    # items: folder anna (3 views), ben (2), loose.jpg (1); ids in sorted key order
+    assert rec.loc["anna/IMG_2.jpg", "image"] == "img/WOMEN/Photos/id_00000001/01_1_full.jpg"
+    assert rec.loc["anna/back.webp", "image"] == "img/WOMEN/Photos/id_00000001/01_2_back.jpg"
+    assert rec.loc["anna/front.jpg", "image"] == "img/WOMEN/Photos/id_00000001/01_3_front.jpg"
+    assert rec.loc["ben/side.jpg", "image"] == "img/WOMEN/Photos/id_00000002/01_1_side.jpg"
+    assert rec.loc["loose.jpg", "item_id"] == "id_00000003"
+    # EXIF orientation applied: upright 560x420 original, scale 256/560, 32 px white each side
+    r = rec.loc["anna/IMG_2.jpg"]
+    assert (r.orig_height, r.orig_width, r.orientation, r.pad_x, r.pad_y) == (560, 420, 6, 32, 0)
+    assert r.scale == pytest.approx(256 / 560)
+    img = imageio.read_rgb(root / r.image)
+    assert img.shape == (256, 256, 3)
+    assert (img[:, :28] > 245).all() and abs(int(img[128, 128, 1]) - 200) < 12  # white pad, green photo
+    # the dot at (140, 140) of the original maps onto the dark pixel of the ingested image
+    kp = skeleton.empty()
+    kp[0] = (420 // 3, 560 // 4, 0.9)
+    x, y = map_keypoints(kp, r.scale, r.pad_x, r.pad_y)[0, :2]
+    assert img[int(round(y)), int(round(x))].max() < 90
+    # partition: by item, test side is query + gallery, every image listed once
+    part = deepfashion.read_partition(root)
+    assert len(part) == 6 and part.groupby("item_id")["split"].nunique().max() == 1
+    assert set(part["split"]) == {"train", "test"}
+    rej = pd.read_csv(root / "ingest-rejects.csv").set_index("source")["reason"]
+    assert rej["broken.jpg"] == "bad-image: truncated or corrupt JPEG header"
+    assert rej["IMG_9.heic"] == "bad-image: not a JPEG, PNG or WebP image"
+
+
+def test_rerun_does_nothing_and_a_change_redoes_only_that_photo(photos, tmp_path):
+    root = tmp_path / "root"
+    run_ingest(photos, root, progress=False)
+    again = run_ingest(photos, root, progress=False)
+    assert again["skipped"] is True
+    save(photos / "ben" / "x.png", photo(120, 300), "PNG")
+    third = run_ingest(photos, root, progress=False)
+    assert (third["converted"], third["reused"]) == (1, 5)
+    (photos / "loose.jpg").unlink()
+    fourth = run_ingest(photos, root, progress=False)
+    assert fourth["removed"] == 1 and not list((root / "img/WOMEN/Photos/id_00000003").glob("*.jpg"))
+    assert len(deepfashion.read_partition(root)) == 5
+
+
+def test_a_killed_run_resumes_from_the_journal(photos, tmp_path):
+    root = tmp_path / "root"
+    run_ingest(photos, root, progress=False)
+    (root / "ingest.csv").unlink()  # as if killed before the records were written
+    (root / ".pgkit" / "ingest.json").unlink()
+    c = run_ingest(photos, root, progress=False)
+    assert (c["converted"], c["reused"], c["skipped"]) == (0, 6, False)
+
+
+def test_items_csv_views_and_patn_size(photos, tmp_path):
+    items = tmp_path / "items.csv"
+    items.write_text("file,item,view\nanna/front.jpg,A,front\nben/side.jpg,A,side\nloose.jpg,B,\n"
+                     "../etc/passwd,C,front\n")
+    root = tmp_path / "root"
+    c = run_ingest(photos, root, size="256x176", items=items, progress=False)
+    rec = pd.read_csv(root / "ingest.csv").set_index("source")
+    assert c["items"] == 2 and rec.loc["ben/side.jpg", "image"].endswith("id_00000001/01_2_side.jpg")
+    assert rec.loc["loose.jpg", "view"] == "full"
+    assert imageio.read_rgb(root / rec.loc["loose.jpg", "image"]).shape == (256, 176, 3)
+    assert pd.read_csv(root / "ingest-rejects.csv")["reason"].str.startswith("bad-name: line 5").any()
+
+
+def test_poses_made_on_the_originals_are_mapped_in_and_the_filter_keeps_them(tmp_path):
+    photos = tmp_path / "photos"
+    save(photos / "p1" / "front.jpg", photo(512, 384), orientation=None)
+    save(photos / "p2" / "front.webp", photo(512, 384), "WEBP")
+    src = tmp_path / "orig-poses"
+    person = np.array([(192, 60), (192, 100), (150, 102), (140, 170), (135, 230), (234, 102), (244, 170),
+                       (249, 230), (165, 240), (165, 340), (165, 440), (219, 240), (219, 340), (219, 440),
+                       (185, 52), (199, 52), (178, 58), (206, 58)], np.float32)
+    kp = np.concatenate([person, np.full((18, 1), 0.9, np.float32)], 1)
+    for name in ("p1/front.jpg", "p2/front.webp"):
+        formats.write_openpose_json(src / formats.openpose_json_name(name), [kp])
+    root = tmp_path / "root"
+    c = run_ingest(photos, root, poses=src, test_fraction=0.5, progress=False)
+    assert c["poses_mapped"] == 2
+    got = formats.read_openpose_json(root / "pose/openpose/WOMEN/Photos/id_00000001/01_1_front_keypoints.json")[0]
+    np.testing.assert_allclose(got[0, :2], ((192.5) * 0.5 - 0.5 + 32, 60.5 * 0.5 - 0.5), atol=1e-4)
+    counts = run_filter(root, root / "pose/openpose", tmp_path / "work", jobs=1)
+    assert counts["kept"] == 2
+
+
+def test_refuses_a_root_it_did_not_write(photos, tmp_path):
+    root = tmp_path / "df"
+    (root / "img").mkdir(parents=True)
+    with pytest.raises(PgkitError, match="did not write"):
+        run_ingest(photos, root, progress=False)
+
+
+def test_cli_reports_and_says_up_to_date(photos, tmp_path):
+    runner = CliRunner()
+    args = ["ingest", str(photos), "-o", str(tmp_path / "root"), "--size", "128"]
+    res = runner.invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "| images               | 6" in res.output and "128x128" in res.output
+    res = runner.invoke(main, args)
+    assert res.exit_code == 0 and "up to date" in res.output
+    res = runner.invoke(main, ["ingest", str(photos), "-o", str(tmp_path / "r2"), "--size", "huge"])
+    assert res.exit_code == 1 and "N or HxW" in res.output
