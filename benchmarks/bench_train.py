@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PRESETS = ("g1", "pg2", "triplet", "wgan-triplet")
+PRESETS = ("g1", "pg2", "triplet", "wgan-triplet", "pg2-official")
 GPU_TFLOPS = 312.0 * 0.30  # assumed sustained bf16 throughput of one A100
 SEED_STEPS = (40_000, 25_000)
 

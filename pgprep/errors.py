@@ -17,6 +17,9 @@ class PgkitError(Exception):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}" if self.path else reason)
 
+    def __reduce__(self):  # pickles across loky / dask workers with its file and reason
+        return type(self), (self.path, self.reason)
+
 
 class UnsafePickleError(PgkitError):
     """A pickle asked to build something other than plain containers, numbers or arrays."""

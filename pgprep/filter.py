@@ -44,6 +44,7 @@ from pgprep.errors import PgkitError
 from pgprep.parallel import default_jobs, run_jobs
 
 STAGE = "filter"
+INGEST_RECORDS = "ingest.csv"  # pgprep ingest's per-image transform: where the photo lies in its padding
 PARALLEL_FROM = 5000  # images; fewer are judged in-process unless --jobs is given
 
 # Body parts `require` can name: (joints, how many of them must be present). The defaults ask
@@ -113,8 +114,13 @@ def count_persons(people: list[np.ndarray], th: Thresholds) -> int:
 
 
 def judge(people: list[np.ndarray], width: int, height: int, th: Thresholds,
-          persons: int | None = None) -> tuple[np.ndarray, int, str | None]:
+          persons: int | None = None, content: tuple[float, float, float, float] | None = None,
+          ) -> tuple[np.ndarray, int, str | None]:
     """(main skeleton, persons, reject reason or None) for one image's detections.
+
+    `content`: (x0, y0, x1, y1) of the photo inside a padded image (`pgprep ingest` records
+    it); the completeness border rule applies to its edges, and joints in the padding never
+    count. None: the whole image.
 
     `persons` overrides the count (pickles of PG²'s peaks know it, a CSV row is one person).
     A detected joint (score > 0) more than `frame_margin` px outside the image on any side,
@@ -143,7 +149,7 @@ def judge(people: list[np.ndarray], width: int, height: int, th: Thresholds,
         return people[0], n, f"multi-person: {n} persons"
     main = max(people, key=lambda p: float(p[:, 2][p[:, 2] >= th.min_score].sum()))
     conf = (main[:, 2] >= th.min_score) & skeleton.present(main)
-    border = on_border(main, width, height, th) & conf
+    border = on_border(main, width, height, th, content) & conf
     counted = conf & ~border
     missing = [part for part in th.require
                if sum(counted[skeleton.J[j]] for j in PARTS[part][0]) < PARTS[part][1]]
@@ -168,14 +174,21 @@ def judge(people: list[np.ndarray], width: int, height: int, th: Thresholds,
     return main, n, None
 
 
-def on_border(kp: np.ndarray, width: int, height: int, th: Thresholds) -> np.ndarray:
-    """(18,) bool: joints within `border_frac` of a side of the image and scoring below
-    `border_min_score`. Pose estimators put joints they cannot see but extrapolate (the knees of
-    a frame cut at the thigh) on the frame's edge: such a joint does not make a person complete."""
-    mx, my = th.border_frac * width, th.border_frac * height
+def on_border(kp: np.ndarray, width: int, height: int, th: Thresholds,
+              content: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """(18,) bool: joints that do not count towards completeness because of where they are:
+    within `border_frac` of the photo's side from its edge and scoring below `border_min_score`,
+    or outside the photo (in the padding of an ingested image) at any score. Pose estimators
+    put joints they cannot see but extrapolate (the knees of a frame cut at the thigh) on the
+    frame's edge or beyond it: such a joint does not make a person complete."""
+    x0, y0, x1, y1 = content if content is not None else (0.0, 0.0, float(width), float(height))
+    mx, my = th.border_frac * (x1 - x0), th.border_frac * (y1 - y0)
     x, y = kp[:, 0], kp[:, 1]
-    near = (x < mx) | (x > width - 1 - mx) | (y < my) | (y > height - 1 - my)
-    return near & (kp[:, 2] < th.border_min_score) & skeleton.present(kp)
+    near = (x < x0 + mx) | (x > x1 - 1 - mx) | (y < y0 + my) | (y > y1 - 1 - my)
+    # joints off the image are judged by `frame_margin` (out-of-frame); the padding of an ingested
+    # image is no photo at all, so nothing found there counts
+    outside = ((x < x0 - 1) | (x > x1) | (y < y0 - 1) | (y > y1)) if content is not None else False
+    return ((near & (kp[:, 2] < th.border_min_score)) | outside) & skeleton.present(kp)
 
 
 def _why_missing(kp: np.ndarray, conf: np.ndarray, border: np.ndarray, parts: list[str], th: Thresholds) -> str:
@@ -186,7 +199,8 @@ def _why_missing(kp: np.ndarray, conf: np.ndarray, border: np.ndarray, parts: li
         if conf[k] and not border[k]:
             continue  # this one counts; the part lacks others
         if border[k]:
-            groups.setdefault(f"on the border with score < {th.border_min_score}", []).append(f"{j} {kp[k, 2]:.2f}")
+            groups.setdefault(f"at the photo's edge (counts only inside it, scoring >= {th.border_min_score})",
+                              []).append(f"{j} {kp[k, 2]:.2f}")
         elif skeleton.present(kp)[k] and not conf[k]:
             groups.setdefault(f"score < --min-score {th.min_score}", []).append(f"{j} {kp[k, 2]:.2f}")
         else:
@@ -234,7 +248,7 @@ def _assess(task: dict, th: Thresholds, decode: bool) -> dict:
             rec["reason"] = f"{code}: {os.path.basename(jpath)}: {exc.reason}"
             return rec
     rec["kind"] = kind
-    kp, n, reason = judge(people, w, h, th, persons)
+    kp, n, reason = judge(people, w, h, th, persons, task.get("content"))
     rec["persons"], rec["kp"] = n, kp
     if reason:
         rec["reason"] = reason
@@ -354,7 +368,8 @@ def run_filter(root, poses, work, *, crop176: bool = False, x_offset: float | No
     offset = float(x_offset if x_offset is not None else (40.0 if crop176 else 0.0))
 
     images = part["image"].tolist()
-    files = [root / deepfashion.PARTITION, *(root / i for i in images), *_source_files(src, kind)]
+    files = [root / deepfashion.PARTITION, *(root / i for i in images), *_source_files(src, kind),
+             root / INGEST_RECORDS]
     options = {"poses": str(src.resolve()), "kind": kind, "offset": offset, "check": check,
                **asdict(th)}
     fp = atomic.fingerprint(files, options)
@@ -399,6 +414,10 @@ def run_filter(root, poses, work, *, crop176: bool = False, x_offset: float | No
                 tasks.append({"people": people, "persons": n})
     for t, r in zip(tasks, part.itertuples(), strict=True):
         t.update(image=r.image, item_id=r.item_id, split=r.split, path=str(root / r.image))
+    boxes = content_boxes(root)
+    for t in tasks:
+        if t["image"] in boxes:
+            t["content"] = boxes[t["image"]]
 
     records = _run_tasks(tasks, th, check == "decode", jobs)
     _reject_odd_sizes(records)
@@ -436,6 +455,22 @@ def run_filter(root, poses, work, *, crop176: bool = False, x_offset: float | No
         "unmatched_source_errors": source_errors[:20], "counts": counts})
     atomic.mark_done(work, STAGE, fp, kept=len(kept), rejected=len(rej))
     return {**counts, "skipped": False}
+
+
+def content_boxes(root: Path) -> dict[str, tuple[float, float, float, float]]:
+    """image -> (x0, y0, x1, y1) of the photo inside its white padding, from ROOT/ingest.csv
+    (written by `pgprep ingest`); empty when ROOT was not made by ingest."""
+    try:
+        rec = pd.read_csv(root / INGEST_RECORDS, usecols=["image", "scale", "pad_x", "pad_y", "orig_width",
+                                                          "orig_height", "width", "height"])
+    except (FileNotFoundError, ValueError, pd.errors.ParserError):
+        return {}
+    boxes = {}
+    for r in rec.itertuples():
+        nw = min(r.width, max(1, round(r.orig_width * r.scale)))
+        nh = min(r.height, max(1, round(r.orig_height * r.scale)))
+        boxes[r.image] = (float(r.pad_x), float(r.pad_y), float(r.pad_x + nw), float(r.pad_y + nh))
+    return boxes
 
 
 def _reject_odd_sizes(records: list[dict]) -> None:

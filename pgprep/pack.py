@@ -3,10 +3,12 @@
 Pairs are grouped by item (a shard holds whole items, so no pair crosses a shard) and
 items are cut into shards of about `max_pairs` pairs or `max_mb` megabytes. Every shard is
 an independent job (pgprep.parallel: loky or dask); a job reads its images and masks,
-drops pairs whose inputs are unreadable (reported, never written), writes the shard under
-a temporary name, hashes it and renames it into place, then records a sidecar
-`SHARDS/.pgkit/shards/<file>.json` (fingerprint of its inputs, sha256). A rerun skips every
-shard whose sidecar fingerprint and file hash still match, and index.json is written last.
+drops pairs whose inputs are unreadable or whose names are unsafe (reported, never
+written), refuses masks made from other keypoints (StaleMaskError), hashes the shard,
+records a sidecar `SHARDS/.pgkit/shards/<file>.json` (fingerprint of its inputs, sha256,
+quick digest), then writes the shard under a temporary name and renames it into place. A
+rerun skips every shard whose sidecar fingerprint and file hash still match, and index.json
+is written last. Only files pgkit recorded are ever deleted or overwritten in SHARDS.
 """
 
 from __future__ import annotations
@@ -467,8 +469,11 @@ def command(work, shards_dir, layout, jobs, backend, scheduler, pose_kind, pose_
     index.json and the shards and used by the reader.
 
     A shard holds whole items; each is written under a temporary name, hashed and renamed
-    when complete, and index.json is written last. A rerun skips complete shards and
-    finishes the rest; an unreadable image or mask is reported with the pairs it removed.
+    when complete, and index.json is written last. A rerun skips complete shards (re-hashed)
+    and finishes the rest; --force rewrites all. An unreadable image or mask is reported
+    with the pairs it removed; a mask made from other keypoints than images.csv holds stops
+    the run (rerun `pgprep masks`). -o must be new, empty or made by pgkit: files pgkit did
+    not write are never deleted or overwritten.
 
     \b
     Examples:

@@ -5,17 +5,56 @@ The dask backend is joblib's own dask backend driven by a `distributed.Client`: 
 `scheduler` (e.g. `tcp://10.0.0.5:8786`, the way to spread a job over machines, each with
 pgkit installed and the inputs at the same paths) or, without one, to a LocalCluster on
 127.0.0.1. Jobs must be deterministic so every backend writes the same bytes.
+
+A loky worker watches its parent: when the parent is gone (kill -9, the OOM killer), the
+worker exits within PARENT_CHECK_S instead of finishing its chunk, so nothing keeps writing
+into WORK after the command died. Stages write every file under a temporary name and rename
+it when complete, so a worker stopped mid-record leaves no file that looks complete.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 
 from pgprep.errors import PgkitError
 
 BACKENDS = ("loky", "dask")
+
+
+PARENT_CHECK_S = 0.1
+EXIT_PARENT_GONE = 75  # a worker's exit status when its parent died
+_watching: int | None = None  # the parent pid this worker process watches
+
+
+def _watch_parent(parent: int) -> None:
+    """In a worker process: a daemon thread that ends the process at once when `parent` is no
+    longer its parent (the parent died and the worker was re-parented)."""
+    global _watching
+    if _watching == parent or os.getpid() == parent:
+        return
+    _watching = parent
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(EXIT_PARENT_GONE)  # no cleanup: the parent that would use our results is gone
+
+    threading.Thread(target=watch, name="pgkit-parent-watch", daemon=True).start()
+
+
+class _Watched:
+    """fn, run in a worker that stops when the process that started it dies."""
+
+    def __init__(self, fn: Callable, parent: int):
+        self.fn, self.parent = fn, parent
+
+    def __call__(self, task):
+        _watch_parent(self.parent)
+        return self.fn(task)
 
 
 def default_jobs() -> int:
@@ -68,8 +107,9 @@ def run_jobs(fn: Callable, tasks: Sequence, jobs: int | None = None, backend: st
             for t in tasks:
                 yield fn(t)
             return
+        watched = _Watched(fn, os.getpid())
         yield from joblib.Parallel(n_jobs=min(n, len(tasks)), backend="loky",
-                                   return_as="generator")(joblib.delayed(fn)(t) for t in tasks)
+                                   return_as="generator")(joblib.delayed(watched)(t) for t in tasks)
         return
     with dask_client(scheduler, jobs, cluster_options), joblib.parallel_config(backend="dask"):
         yield from joblib.Parallel(return_as="generator")(joblib.delayed(fn)(t) for t in tasks)

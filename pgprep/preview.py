@@ -7,7 +7,10 @@ flips applied exactly as the trainer sees them (images mirrored, keypoints via
 
 from __future__ import annotations
 
+import contextlib
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import click
@@ -15,8 +18,10 @@ import numpy as np
 import pandas as pd
 
 from pgprep import draw, skeleton
+from pgprep.atomic import write_bytes_atomic
+from pgprep.deepfashion import check_relative
 from pgprep.errors import PgkitError
-from pgprep.geometry import body_mask, read_mask, read_rgb
+from pgprep.geometry import body_mask, encode_png, read_mask, read_rgb
 from pgprep.masks import mask_path
 from pgprep.pairs import SPLITS, read_work
 
@@ -80,6 +85,8 @@ def contact_sheet(work: str | os.PathLike, n: int = 8, split: str = "both", seed
     recs = pairs[["from", "to", "flip", "item_id", "split"]].itertuples(index=False, name=None)
     for src, dst, flip, item, split_ in progress(recs, total=len(pairs), desc="preview", unit="pair"):
         flip = bool(flip)
+        for name in (src, dst):  # an edited pairs CSV must not make us read outside ROOT
+            check_relative(name, work / f"pairs-{split_}.csv")
         ex = load_example(work, root, images, src, dst, flip)
         h, w = ex["target"].shape[:2]
         row = [ex["condition"], ex["target"], draw.skeleton_image(ex["keypoints"], (h, w)),
@@ -89,6 +96,55 @@ def contact_sheet(work: str | os.PathLike, n: int = 8, split: str = "both", seed
         rows.append(row)
         labels.append(f"{split_} {item}" + (" flip" if flip else ""))
     return draw.grid(rows, col_labels=COLUMNS, row_labels=labels)
+
+
+# Written into every sheet as a PNG tEXt chunk right after IHDR: `-o` may replace a file only
+# when it carries this mark (a sheet pgkit wrote before), or with --force when it is not an input.
+MARK_KEY, MARK_VALUE = b"Software", b"pgkit preview"
+_PNG_SIG = b"\x89PNG\r\n\x1a\n"
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def mark_png(png: bytes) -> bytes:
+    """Insert the pgkit-preview tEXt chunk after IHDR (signature 8 + IHDR chunk 25 bytes)."""
+    return png[:33] + _chunk(b"tEXt", MARK_KEY + b"\0" + MARK_VALUE) + png[33:]
+
+
+def is_pgkit_preview(path: str | os.PathLike) -> bool:
+    """True if `path` is a PNG carrying the mark `mark_png` writes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(33 + 12 + len(MARK_KEY) + 1 + len(MARK_VALUE))
+    except OSError:
+        return False
+    return head.startswith(_PNG_SIG) and head[33:].startswith(
+        _chunk(b"tEXt", MARK_KEY + b"\0" + MARK_VALUE)[:8 + len(MARK_KEY) + 1 + len(MARK_VALUE)])
+
+
+def check_output(output: Path, work: Path, force: bool = False) -> None:
+    """Refuse an -o that would replace a file pgkit's preview did not write: always when it is
+    in WORK or the image ROOT (the inputs: images.csv, pairs, masks, photos), otherwise unless
+    `force`. A directory or a symlink is never replaced."""
+    if output.is_symlink() or output.is_dir():
+        raise PgkitError(output, "is a directory or a symbolic link; choose a new file name for the sheet")
+    if not output.exists() or is_pgkit_preview(output):
+        return
+    target = output.resolve()
+    inputs = [work.resolve()]
+    with contextlib.suppress(PgkitError, OSError, ValueError):
+        meta, _ = read_work(work)
+        if meta.get("root"):
+            inputs.append(Path(meta["root"]).resolve())
+    for folder in inputs:
+        if target.is_relative_to(folder):
+            raise PgkitError(output, f"exists and is an input under {folder} (not a sheet pgkit wrote); "
+                                     "refusing to overwrite it, also with --force: choose another -o")
+    if not force:
+        raise PgkitError(output, "exists and is not a contact sheet pgkit wrote; refusing to overwrite "
+                                 "it (choose another -o, or --force to replace it)")
 
 
 @click.command("preview")
@@ -101,7 +157,9 @@ def contact_sheet(work: str | os.PathLike, n: int = 8, split: str = "both", seed
 @click.option("--seed", default=0, show_default=True, help="Seed for sampling the pairs.")
 @click.option("--cell", type=click.IntRange(min=16), default=None,
               help="Resize every image to CELL x CELL px (default: native size).")
-def command(work, output, n, split, seed, cell):
+@click.option("--force", is_flag=True,
+              help="Replace an existing -o file that is not a sheet pgkit wrote (never one in WORK or ROOT).")
+def command(work, output, n, split, seed, cell, force):
     """Draw a contact sheet of sampled pairs: condition | target | skeleton | mask.
 
     Each row is one pair from WORK/pairs-*.csv, labelled with its split and item id
@@ -114,7 +172,11 @@ def command(work, output, n, split, seed, cell):
     Examples:
       pgprep preview data/work -o sheet.png
       pgprep preview data/work -o train.png --split train -n 16 --seed 3 --cell 128
+
+    -o never replaces a file pgkit did not write as a sheet unless --force, and never
+    a file inside WORK or ROOT (images.csv, pairs, masks, photos), even with --force.
     """
+    check_output(output, work, force)
     sheet = contact_sheet(work, n=n, split=split, seed=seed, cell=cell)
-    draw.save_png(output, sheet)
+    write_bytes_atomic(output, mark_png(encode_png(draw.to_uint8(sheet))))
     click.echo(f"wrote {output} ({sheet.shape[1]}x{sheet.shape[0]} px)")

@@ -34,7 +34,7 @@ def save(path, state: dict) -> None:
         torch.save(state, tmp)
 
 
-def _load_failure(exc: Exception) -> str:
+def load_failure(exc: Exception) -> str:
     """Our words for why torch.load(weights_only=True) failed. torch's own message advises
     `weights_only=False`, which would run code from the file: never passed on."""
     import pickle
@@ -55,6 +55,20 @@ def _load_failure(exc: Exception) -> str:
     return f"not a readable checkpoint ({type(exc).__name__}{': ' + first[:200] if first else ''})"
 
 
+def npz_failure(exc: Exception) -> str:
+    """Our words for why np.load(allow_pickle=False) of a .npz (or reading an array in it)
+    failed; numpy's advice to allow pickles is never passed on."""
+    text = str(exc)
+    if "allow_pickle" in text or "Object arrays" in text:
+        return ("refused: it holds an object array (pickled Python objects), which pgkit never "
+                "loads; save plain numeric arrays (np.savez with float arrays)")
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot read it ({exc.strerror})"
+    if isinstance(exc, TypeError):
+        return f"holds an array that is not numeric ({text.splitlines()[0][:120] if text else 'unknown type'})"
+    return f"not a readable .npz file ({type(exc).__name__}{': ' + text.splitlines()[0][:160] if text else ''})"
+
+
 def load(path, device="cpu") -> dict:
     path = Path(path)
     if not path.exists():
@@ -62,7 +76,7 @@ def load(path, device="cpu") -> dict:
     try:
         ck = torch.load(path, map_location=device, weights_only=True)  # never weights_only=False
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise PgkitError(path, _load_failure(exc)) from None
+        raise PgkitError(path, load_failure(exc)) from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise PgkitError(path, "not a pgkit checkpoint")
     if ck.get("version") != VERSION:

@@ -14,10 +14,12 @@ HDF5 files are opened lazily, once per process, so the dataset pickles into Data
 workers (and DistributedSampler ranks) without carrying open handles.
 
 Integrity: index.json is validated on read (pgprep.shards.read_index). Making the dataset
-re-hashes the split's shards against index.json (`check="sha256"`, the default; ~0.7 s a
-GB, README "Reliability"), or only their size and first/last MiB (`check="quick"`). Every
-process that opens a shard re-checks size + quick digest and its attributes against
-index.json, so a shard altered later still stops with a PgkitError naming it.
+re-hashes the split's shards against index.json's sha256 (`check="sha256"`; ~1.1 s a GB
+from the page cache), or checks only their size and first/last MiB (`check="quick"`, ~4 ms
+a shard); the default `"auto"` re-hashes up to FULL_HASH_LIMIT bytes (a compact DeepFashion
+is ~0.7 GB) and is quick above. Every process that opens a shard (DataLoader workers too)
+re-checks size + quick digest and its attributes against index.json, so a shard altered
+later still stops with a PgkitError naming it, before any of its pairs is read.
 """
 
 from __future__ import annotations
@@ -59,14 +61,18 @@ def _keep_heap_in_worker() -> None:
     mallopt(_M_TRIM_THRESHOLD, 1 << 30)
 
 
+FULL_HASH_LIMIT = 8 << 30  # check="auto": full sha256 of a split up to 8 GiB (~9 s), quick above
+CHECKS = ("auto", "sha256", "quick")
+
+
 class PairDataset(Dataset):
     """Pairs of one split of a pgkit shard directory (SPEC.md)."""
 
     def __init__(self, shards_dir: str | os.PathLike, split: str = "train", raw: bool = False,
                  pose_kind: str | None = None, pose_radius: float | None = None,
-                 pose_sigma: float | None = None, check: str = "sha256"):
-        if check not in ("sha256", "quick"):
-            raise PgkitError(None, f"check must be 'sha256' or 'quick', got {check!r}")
+                 pose_sigma: float | None = None, check: str = "auto"):
+        if check not in CHECKS:
+            raise PgkitError(None, f"check must be one of {CHECKS}, got {check!r}")
         self.root = Path(shards_dir)
         self.index = shard_format.read_index(self.root)
         if split not in self.index.get("splits", {}):
@@ -81,8 +87,9 @@ class PairDataset(Dataset):
         self.layout = self.index["layout"]
         entries = [e for e in self.index["shards"] if e["split"] == split and e["pairs"] > 0]
         self.readers = [shard_format.ShardReader(self.root / e["file"], e, self.index) for e in entries]
+        full = check == "sha256" or (check == "auto" and sum(e.get("bytes", 0) for e in entries) <= FULL_HASH_LIMIT)
         for e, r in zip(entries, self.readers, strict=True):
-            shard_format.check_shard_file(r.path, e, full=check == "sha256")
+            shard_format.check_shard_file(r.path, e, full=full)
             r.f  # noqa: B018 - opening checks size, quick digest, attributes and shapes
             r.close()  # workers open their own handle
         self._starts = np.cumsum([0] + [int(e["pairs"]) for e in entries]).tolist()

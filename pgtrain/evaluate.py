@@ -44,7 +44,7 @@ ROW_LABELS = {
 COLUMNS = [
     ("is", "IS"), ("ssim_pg2", "SSIM (PG²)"), ("ssim_patn", "SSIM (PATN)"),
     ("mask_ssim_pg2", "mask-SSIM"), ("mask_ssim_patn", "mask-SSIM (PATN)"), ("fid", "FID"),
-    ("l1", "L1"), ("psnr", "PSNR"), ("lpips", "LPIPS"),
+    ("l1", "L1"), ("psnr", "PSNR"), ("lpips", "LPIPS"), ("sharpness", "sharpness"),
 ]
 CPU_SLOW = {"fid": "not in the default set on CPU (Inception at 299x299 costs ~0.1 s per image); "
                    "ask for it with --metrics default,fid"}
@@ -79,8 +79,11 @@ def real_set_stats(data, split: str, ctx: M.MetricContext, *, batch_size: int = 
     key = fingerprint([Path(data) / "index.json", inception.path], {"split": split, "limit": limit})[:16]
     cache = Path(cache_dir) / f"fid-real-{split}-{key}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
-        with np.load(cache) as z:
-            return z["mu"], z["sigma"]
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                return z["mu"], z["sigma"]
+        except Exception:  # noqa: BLE001, S110 - a damaged cache (ours) is simply recomputed
+            pass
     ds = PairDataset(data, split, raw=True)
     seen, keep = set(), []
     for i in range(len(ds)):

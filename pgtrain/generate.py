@@ -9,6 +9,7 @@ every such change is reported on stderr.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,8 @@ import cv2
 import numpy as np
 import torch
 
-from pgprep import draw, skeleton
+from pgprep import draw, imageio, skeleton
+from pgprep.atomic import write_bytes_atomic
 from pgprep.cliutil import debug_option
 from pgprep.errors import PgkitError
 from pgprep.formats import read_openpose_json, read_patn_csv
@@ -26,7 +28,9 @@ from pgprep.geometry import DEFAULT_POSE, normalise, pose_maps, read_rgb
 from pgtrain.dist import default_device
 from pgtrain.nets._common import as_hw
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = set(imageio.EXTENSIONS)  # the one reading policy: JPEG, PNG, WebP
+OUTPUT_SUFFIXES = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg", ".webp": ".webp"}
+FRAME_SLACK = 2.0  # px a keypoint may lie outside the frame it is said to belong to
 
 
 @dataclass(frozen=True)
@@ -106,9 +110,7 @@ def read_target_pose(src: str | os.PathLike, name: str | None = None,
     if suffix in IMAGE_SUFFIXES:
         rgb = read_rgb(src)
         try:
-            from pgprep.estimate import BlazePose
-
-            estimator = BlazePose()
+            estimator = _estimator()
         except (ImportError, PgkitError, OSError, ValueError) as exc:
             raise PgkitError(src, "reading a pose from a photo needs the BlazePose estimator "
                              "(pip install ai-edge-litert; pip install --no-deps mediapipe==0.10.21): "
@@ -122,24 +124,61 @@ def read_target_pose(src: str | os.PathLike, name: str | None = None,
     raise PgkitError(src, "unknown pose source: expected OpenPose .json, PATN .csv or an image")
 
 
+@functools.lru_cache(maxsize=1)
+def _estimator():
+    from pgprep.estimate import BlazePose
+
+    return BlazePose()
+
+
+def check_pose_frame(kp: np.ndarray, frame: tuple[int, int] | None, condition_size: tuple[int, int],
+                     model_size: tuple[int, int], pose_src, pose_size_given: bool) -> tuple[int, int]:
+    """The (h, w) frame the target keypoints are in; PgkitError when it is unknown or they do
+    not fit it. Keypoint files carry no frame: they are taken to be in the condition's frame
+    only when the condition already has the model's size (the usual case: both from the same
+    data set); otherwise --pose-size must say which frame they belong to."""
+    if frame is None:
+        if condition_size != tuple(model_size):
+            ch, cw = condition_size
+            raise PgkitError(pose_src, (
+                f"the keypoints' frame is unknown: the condition is {ch}x{cw} (HxW) and the model "
+                f"{model_size[0]}x{model_size[1]}; say which frame the keypoints are in with "
+                f"--pose-size HxW (e.g. {model_size[0]}x{model_size[1]} for a pose from the training data, "
+                f"{ch}x{cw} for one made on the condition photo)"))
+        frame = tuple(condition_size)
+    h, w = frame
+    ok = skeleton.present(kp)
+    out = ok & ((kp[:, 0] > w - 1 + FRAME_SLACK) | (kp[:, 1] > h - 1 + FRAME_SLACK))
+    if out.any():
+        j = int(np.flatnonzero(out)[0])
+        said = "--pose-size" if pose_size_given else "the condition's size"
+        raise PgkitError(pose_src, (
+            f"{skeleton.JOINTS[j]} at ({kp[j, 0]:.1f}, {kp[j, 1]:.1f}) lies outside the {h}x{w} (HxW) frame "
+            f"({said}); pass the frame the keypoints were made in with --pose-size HxW"))
+    return int(h), int(w)
+
+
 def generate(run, condition, pose, *, name: str | None = None, pose_size: tuple[int, int] | None = None,
-             flip: bool = False, device: str = "cpu", which: str = "last") -> dict:
+             flip: bool = False, device: str = "cpu", which: str = "last", check_person: bool = True) -> dict:
     """Run G1 (and G2) on one condition image and one target pose.
 
     Returns uint8 images `condition`, `pose` (stick figure), `stage1`, `stage2` (or None) at
-    the model's size, the fitted keypoints and `notes` (what was resized or chosen).
+    the model's size, the fitted keypoints, `notes` (what was resized or chosen) and
+    `warnings` (e.g. no person found in the condition by the pose estimator, when
+    `check_person` and the estimator is installed).
     """
     from pgtrain.checkpoint import load_generators
 
     gens = load_generators(run, device=device, which=which)
     H, W = as_hw(gens.options["image_size"])  # noqa: N806
     notes: list[str] = []
+    warnings: list[str] = []
     cond = read_rgb(condition)
     fit_c = Fit.of(cond.shape[:2], (H, W))
     if not fit_c.identity:
         notes.append(fit_c.describe(f"condition {Path(condition).name}"))
     kp, frame = read_target_pose(pose, name, notes)
-    frame = frame or pose_size or cond.shape[:2]
+    frame = check_pose_frame(kp, frame or pose_size, tuple(cond.shape[:2]), (H, W), pose, pose_size is not None)
     fit_p = Fit.of(tuple(frame), (H, W))
     if not fit_p.identity:
         notes.append(fit_p.describe("pose keypoints"))
@@ -160,11 +199,39 @@ def generate(run, condition, pose, *, name: str | None = None, pose_size: tuple[
         g2 = gens.g2(g1, I_A) if gens.g2 is not None else None
     if gens.g2 is None:
         notes.append("this run has no trained stage 2; showing stage 1 only")
+    if check_person:
+        try:
+            found = len(_estimator()(cond))
+        except (ImportError, PgkitError, OSError, ValueError):
+            found = None
+            notes.append("condition not checked for a person (the BlazePose estimator is not installed)")
+        if found == 0:
+            warnings.append(f"warning: the pose estimator finds no person in the condition "
+                            f"{Path(condition).name}; the output will not show that person")
     return {"condition": draw.to_uint8(I_A[0]),
             "pose": draw.skeleton_image(kp, (H, W)),
             "stage1": draw.to_uint8(g1[0]),
             "stage2": None if g2 is None else draw.to_uint8(g2[0]),
-            "keypoints": kp, "notes": notes, "joints": n_ok}
+            "keypoints": kp, "notes": notes, "warnings": warnings, "joints": n_ok}
+
+
+def output_format(path: Path) -> str:
+    """'.png', '.jpg' or '.webp' from the output name; PgkitError for anything else."""
+    ext = OUTPUT_SUFFIXES.get(Path(path).suffix.lower())
+    if ext is None:
+        raise PgkitError(path, f"output format from the extension: use .png, .jpg/.jpeg or .webp "
+                               f"(got {Path(path).suffix or 'no extension'!r})")
+    return ext
+
+
+def save_image(path: Path, img: np.ndarray) -> None:
+    """Write uint8 RGB in the format the extension names (JPEG quality 95, lossless WebP), atomically."""
+    ext = output_format(path)
+    params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".webp": [cv2.IMWRITE_WEBP_QUALITY, 101], ".png": []}[ext]
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(draw.to_uint8(img), cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise PgkitError(path, f"could not encode the image as {ext}")
+    write_bytes_atomic(path, buf.tobytes())
 
 
 def side_by_side(result: dict, upscale: int = 1) -> np.ndarray:
@@ -197,13 +264,18 @@ def _parse_size(ctx, param, value):
               help="HxW of the image the JSON/CSV keypoints belong to (default: the condition's size).")
 @click.option("--flip", is_flag=True, help="Mirror the target pose (left/right joints swapped).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output PNG: condition | target pose | stage-1 | stage-2.")
-@click.option("--separate", is_flag=True, help="Also write OUT-stage1.png and OUT-stage2.png at the model's size.")
+              help="Output image, condition | target pose | stage-1 | stage-2; the format follows the "
+                   "extension: .png, .jpg/.jpeg or .webp.")
+@click.option("--separate", is_flag=True,
+              help="Also write OUT-stage1.EXT and OUT-stage2.EXT at the model's size.")
+@click.option("--check-person/--no-check-person", default=True, show_default=True,
+              help="Warn when the pose estimator (if installed) finds no person in the condition.")
 @click.option("--upscale", default=1, show_default=True, help="Enlarge the side-by-side picture N times (nearest).")
 @click.option("--device", default=None, help="torch device (default: cuda if available).")
 @click.option("--which", default="last", show_default=True, help="Checkpoint: last, stage1 or a .pt path.")
 @debug_option
-def command(run, condition, pose, name, pose_size, flip, output, separate, upscale, device, which):
+def command(run, condition, pose, name, pose_size, flip, output, separate, check_person, upscale, device,
+            which):
     """Generate a person in a new pose: stage-1 and stage-2 images side by side.
 
     \b
@@ -214,21 +286,26 @@ def command(run, condition, pose, name, pose_size, flip, output, separate, upsca
 
     \b
     Inputs of another size than the model's are scaled to fit (aspect ratio kept) and
-    centred on white; JSON/CSV keypoints are assumed to be in the condition image's frame
-    unless --pose-size says otherwise, and are moved by the same transform. Each change is
-    reported on stderr.
+    centred on white; keypoints are moved by the same transform. JSON/CSV keypoints carry no
+    frame: they are taken to be in the condition's frame when the condition has the model's
+    size, otherwise --pose-size HxW must say which frame they are in (an error says so), and
+    keypoints outside that frame are refused. Each change is reported on stderr, as is a
+    condition in which the pose estimator (if installed) finds no person. The output format
+    follows the extension of -o (.png, .jpg/.jpeg, .webp; others are refused).
     """
+    output_format(output)  # refuse an unknown extension before loading anything
     device = device or default_device()
-    res = generate(run, condition, pose, name=name, pose_size=pose_size, flip=flip, device=device, which=which)
-    for note in res["notes"]:
+    res = generate(run, condition, pose, name=name, pose_size=pose_size, flip=flip, device=device, which=which,
+                   check_person=check_person)
+    for note in res["notes"] + res["warnings"]:
         click.echo(note, err=True)
-    draw.save_png(output, side_by_side(res, upscale))
+    save_image(output, side_by_side(res, upscale))
     written = [output]
     if separate:
         for stage in ("stage1", "stage2"):
             if res[stage] is not None:
-                p = output.with_name(f"{output.stem}-{stage}.png")
-                draw.save_png(p, res[stage])
+                p = output.with_name(f"{output.stem}-{stage}{output.suffix}")
+                save_image(p, res[stage])
                 written.append(p)
     for p in written:
         click.echo(str(p))

@@ -602,9 +602,15 @@ def _fit(shards, run: Path, preset: str | None = None, *, tiny: bool = False, re
 @click.option("--lr", type=float, default=None, help="Learning rate, every network [5e-5].")
 @click.option("--lr2", type=float, default=None, help="Stage-2 learning rate, G2 and D [--lr].")
 @click.option("--lr-d", type=float, default=None, help="D's learning rate [--lr2].")
+@click.option("--optimizer1", type=click.Choice(["adam", "rmsprop"]), default=None,
+              help="Stage-1 optimiser [adam, every preset].")
 @click.option("--optimizer", type=click.Choice(["adam", "rmsprop"]), default=None,
-              help="[adam; rmsprop for wgan-triplet]")
+              help="Stage-2 optimiser, G2 and D [adam; rmsprop for wgan-triplet]")
 @click.option("--beta1", type=float, default=None, help="Adam beta1 [0.5].")
+@click.option("--stage1-loss", type=click.Choice(["pose-mask-l1", "l1"]), default=None,
+              help="G1's loss [pose-mask-l1 (seed); l1 for pg2-official].")
+@click.option("--g-adversarial-on", type=click.Choice(["g2", "fakes"]), default=None,
+              help="G2's adversarial term on D(G2) or on every fake set [g2; fakes for pg2-official].")
 @click.option("--l1-weight", type=float, default=None, help="G2's pose-mask L1 weight [50].")
 @click.option("--adv-weight", type=float, default=None, help="G2's adversarial weight [1].")
 @click.option("--critic-steps", type=int, default=None, help="D steps per G2 step [1; wgan 10].")
@@ -639,11 +645,14 @@ def command(shards, run, preset, tiny, resume, allow_new_data, **options):
     torchrun --nproc_per_node 4 -m pgtrain fit data/shards -o runs/pg2 --preset pg2
 
     \b
-    Presets (the seed's Table 1): g1 = G1 alone; pg2 = G1 + G2 + PG²'s pair D;
-    triplet = G2 vs the triplet classifier (I_B real; G2 and I_A fake, given P_B);
-    wgan-triplet = the same as a WGAN critic (RMSProp, clip 0.01, 10 critic steps);
-    wgan-gp-triplet = gradient penalty instead of clipping. Defaults are the seed's
-    schedule (batch 4, 40k + 25k steps, lr 5e-5); every option above overrides them.
+    Presets (the seed's Table 1): g1 = G1 alone; pg2 = G1 + G2 + the pair D
+    (real (I_A, I_B), fake (I_A, G2)); triplet = G2 vs the one-image classifier
+    (I_B real; G2 and I_A fake); wgan-triplet = that classifier as a WGAN critic
+    (RMSProp in Stage 2, clip 0.01, 10 critic steps); pg2-official = Ma et al.'s
+    released configuration (batch 1, Adam 2e-5, 22k + 58k steps, plain-L1 Stage 1).
+    Extensions: triplet-pose (the classifier given P_B), wgan-gp-triplet (gradient
+    penalty). Defaults are the seed's schedule (batch 4, 40k + 25k steps, lr 5e-5);
+    every option above overrides them. Sources: docs/training.md.
 
     \b
     Two runs for the stages: `--stage 1` into RUN, then `--resume --stage 2` on RUN,
@@ -651,6 +660,8 @@ def command(shards, run, preset, tiny, resume, allow_new_data, **options):
     RUN holds options.json, stats.jsonl, samples/step-NNNNNNN.png (condition |
     target pose | stage-1 | stage-2 | target) and checkpoints/{last,stage1}.pt.
     A loss that becomes NaN/inf stops the run (exit 1), keeping the last checkpoint.
+    One fit per RUN at a time (RUN/.lock); --resume refuses other SHARDS (path or
+    index.json) unless --allow-new-data; a full disk stops with the file's name.
     """
     overrides = {k: v for k, v in options.items() if v is not None}
     out = fit(shards, run, preset, tiny=tiny, resume=resume, allow_new_data=allow_new_data, **overrides)

@@ -136,7 +136,7 @@ def test_a_changed_shard_is_detected_when_the_dataset_opens_it(dirs, tmp_path):
     d = tmp_path / "compact"
     shutil.copytree(dirs / "compact", d)
     _flip_jpeg_bytes(d / "train-00001.h5")
-    for check in ("sha256", "quick"):
+    for check in ("auto", "sha256", "quick"):
         with pytest.raises(PgkitError, match="train-00001.h5") as err:
             PairDataset(d, check=check)
         assert "changed since it was packed" in str(err.value)

@@ -499,8 +499,8 @@ def test_a_knee_parked_on_the_bottom_border_does_not_make_a_crop_complete():
     crop[skeleton.J["r_knee"]] = (28, 63, 0.55)
     crop[skeleton.J["l_knee"]] = (36, 62.5, 0.42)
     why = judge([crop], SIZE, SIZE, th)[2]
-    assert why.startswith("incomplete: missing legs (r_knee 0.55, l_knee 0.42 on the border with score < 0.8; "
-                          "r_ankle, l_ankle not detected); if hidden rather than cut off")
+    assert why.startswith("incomplete: missing legs (r_knee 0.55, l_knee 0.42 at the photo's edge (counts only "
+                          "inside it, scoring >= 0.8); r_ankle, l_ankle not detected); if hidden rather than cut off")
     assert "--min-visibility" in why
     sure = crop.copy()
     sure[skeleton.J["r_knee"], 2] = 0.9  # a confidently seen knee on the edge still counts
@@ -587,3 +587,33 @@ def test_exif_rotated_trailing_and_webp_images_are_judged_in_their_upright_frame
         rej = pd.read_csv(tmp_path / f"work-{check}" / "rejects.csv").set_index("image")["reason"]
         assert counts["kept"] == 4 and set(kept["height"]) == {128} and set(kept["width"]) == {64}
         assert rej[rows[4][0]].startswith("bad-image: image too large: the header claims 4,290,250,000 pixels")
+
+
+def test_in_an_ingested_image_the_border_is_the_photo_edge_not_the_padding():
+    """A landscape thigh crop ingested into 64x64: the photo fills rows 16..47, white above and
+    below. Knees at its bottom edge (row 46) or in the padding (row 52) do not count."""
+    crop = person()
+    crop[:, 1] = 16 + (crop[:, 1] - 7) * 0.6
+    crop[[skeleton.J["r_ankle"], skeleton.J["l_ankle"]]] = (-1, -1, 0)
+    crop[skeleton.J["r_knee"]] = (28, 46.5, 0.6)
+    crop[skeleton.J["l_knee"]] = (36, 52, 0.95)  # hallucinated in the white padding, however sure
+    box = (0.0, 16.0, 64.0, 48.0)
+    why = judge([crop], SIZE, SIZE, Thresholds(min_height_frac=0.1), content=box)[2]
+    assert why.startswith("incomplete: missing legs (r_knee 0.60, l_knee 0.95 at the photo's edge"), why
+    assert judge([crop], SIZE, SIZE, Thresholds(min_height_frac=0.1))[2] is None  # whole image: both count
+
+
+def test_filter_reads_the_photo_box_from_ingest_csv(tmp_path):
+    root = make_root(tmp_path)
+    rec = pd.DataFrame([{"source": "a.jpg", "image": GOOD[0][0], "scale": 0.5, "pad_x": 0, "pad_y": 0,
+                         "orig_width": 128, "orig_height": 80, "width": 64, "height": 64}])
+    rec.to_csv(root / "ingest.csv", index=False)
+    from pgprep.filter import content_boxes
+
+    assert content_boxes(root) == {GOOD[0][0]: (0.0, 0.0, 64.0, 40.0)}
+    src = write_openpose(tmp_path / "op")
+    run_filter(root, src, tmp_path / "work", jobs=1)
+    rej = pd.read_csv(tmp_path / "work" / "rejects.csv").set_index("image")["reason"]
+    # its knees (row 45) and ankles (57) lie in the white padding below the recorded 40-row photo
+    assert rej[GOOD[0][0]].startswith("incomplete: missing legs (r_knee 0.90, l_knee 0.90, r_ankle 0.90, "
+                                      "l_ankle 0.90 at the photo's edge")

@@ -95,3 +95,67 @@ def test_generate_reads_the_pose_of_another_photo(tiny_run, synth_root):
     ok = skeleton.present(kp) & skeleton.present(res["keypoints"])
     err = np.linalg.norm(res["keypoints"][ok, :2] - kp[ok, :2], axis=1)
     assert np.median(err) < 4.0          # the estimator's pose of the same photo, in the same frame
+
+
+# ------------------------------------------------------------------ issue 13: formats, frames, no person
+
+def test_output_format_follows_the_extension_or_is_refused(tmp_path):
+    from pgprep.errors import PgkitError
+    from pgtrain.generate import output_format, save_image
+
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[:, :4] = 200
+    for ext, magic in ((".jpg", b"\xff\xd8\xff"), (".JPEG", b"\xff\xd8\xff"), (".png", b"\x89PNG"),
+                       (".webp", b"RIFF")):
+        p = tmp_path / f"o{ext}"
+        save_image(p, img)  # before: PNG bytes whatever the name
+        assert p.read_bytes().startswith(magic)
+    np.testing.assert_array_equal(read_rgb(tmp_path / "o.webp"), img)  # lossless WebP
+    for bad in ("o.gif", "o.tif", "out"):
+        with pytest.raises(PgkitError, match="use .png, .jpg/.jpeg or .webp"):
+            output_format(tmp_path / bad)
+
+
+def test_a_pose_of_unknown_frame_with_an_odd_condition_is_refused():
+    from pgprep.errors import PgkitError
+    from pgtrain.generate import check_pose_frame
+
+    kp = skeleton.empty()
+    kp[0], kp[10] = (120, 30, 0.9), (130, 250, 0.9)  # a pose from a 256x256 frame
+    # before: silently taken to be in the 560x420 condition's frame and misplaced
+    with pytest.raises(PgkitError, match=r"frame is unknown: the condition is 560x420 \(HxW\) and the model "
+                                         r"256x256; say which frame .* --pose-size HxW"):
+        check_pose_frame(kp, None, (560, 420), (256, 256), "p.json", False)
+    assert check_pose_frame(kp, (256, 256), (560, 420), (256, 256), "p.json", True) == (256, 256)
+    assert check_pose_frame(kp, None, (256, 256), (256, 256), "p.json", False) == (256, 256)
+    with pytest.raises(PgkitError, match=r"r_ankle at \(130.0, 250.0\) lies outside the 128x128 \(HxW\) frame "
+                                         r"\(--pose-size\)"):
+        check_pose_frame(kp, (128, 128), (560, 420), (256, 256), "p.json", True)
+
+
+@pytest.mark.slow
+def test_generate_cli_writes_jpeg_refuses_gif_and_warns_on_an_empty_condition(tiny_run, synth_root, tmp_path,
+                                                                               monkeypatch):
+    import pgtrain.generate as gen
+    from pgtrain.cli import main
+
+    img_path, kp = _person(synth_root)
+    js = tmp_path / "pose_keypoints.json"
+    write_openpose_json(js, [kp])
+    monkeypatch.setattr(gen, "_estimator", lambda: (lambda rgb: []))  # an estimator that finds nobody
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((64, 64, 3), 240, np.uint8))
+    out = tmp_path / "out.jpg"
+    r = CliRunner().invoke(main, ["generate", str(tiny_run), "--condition", str(blank), "--pose",
+                                  str(js), "-o", str(out), "--separate", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert "warning: the pose estimator finds no person in the condition wall.png" in r.stderr
+    assert out.read_bytes()[:3] == b"\xff\xd8\xff" and (tmp_path / "out-stage1.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+    r = CliRunner().invoke(main, ["generate", str(tiny_run), "--condition", str(blank), "--pose", str(js),
+                                  "-o", str(tmp_path / "out.gif"), "--device", "cpu"])
+    assert r.exit_code == 1 and "use .png, .jpg/.jpeg or .webp" in r.output and not (tmp_path / "out.gif").exists()
+    big = tmp_path / "big.png"
+    cv2.imwrite(str(big), cv2.resize(cv2.imread(str(img_path)), (96, 128)))
+    r = CliRunner().invoke(main, ["generate", str(tiny_run), "--condition", str(big), "--pose", str(js),
+                                  "-o", str(tmp_path / "o.png"), "--device", "cpu"])
+    assert r.exit_code == 1 and "--pose-size" in r.output

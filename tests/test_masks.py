@@ -261,9 +261,6 @@ def test_masks_scale_with_the_image_height_by_default_and_explicit_values_are_ke
     assert (lambda r: (r["radius"], r["close"]))(run_masks(work, radius=4, jobs=1)) == (4, 5)
     assert (lambda r: (r["radius"], r["close"]))(run_masks(work, jobs=1, scale=False)) == (4, 5)
     assert (lambda r: (r["radius"], r["close"]))(run_masks(work, radius=8, jobs=1, scale=True)) == (2, 1)
-    meta = json.loads((work / "work.json").read_text())
-    meta["image_size"] = [560, 420]
-    (work / "work.json").write_text(json.dumps(meta))
     from pgprep.geometry import scaled_pose
 
     assert scaled_pose((560, 420)) == (8.75, 13.125) and scaled_pose((256, 176)) == (4.0, 6.0)

@@ -326,3 +326,20 @@ def test_is_head_from_state_dict_and_npz(tmp_path):
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(PgkitError, match="bad.pth"):
         ISHead(tmp_path / "bad.pth")
+
+
+def test_sharpness_metric_matches_the_opencv_figure_definition():
+    import numpy as np
+
+    from pgtrain.figures import gradient_magnitude as opencv_gradient
+    from pgtrain.metrics.sharpness import gradient_magnitude
+
+    rng = np.random.default_rng(0)
+    ims = rng.integers(0, 256, (3, 20, 24, 3), dtype=np.uint8)
+    ref = np.stack([opencv_gradient(x) for x in ims])
+    ours = gradient_magnitude(torch.from_numpy(ims).permute(0, 3, 1, 2).float()).numpy()
+    assert np.abs(ref - ours).max() < 2e-3  # OpenCV's fixed-point grey conversion
+    step = torch.zeros(1, 3, 4, 4)
+    step[..., 2:] = 255.0
+    g = gradient_magnitude(step)[0]
+    assert g[:, 1].tolist() == pytest.approx([0.5] * 4) and g[:, 0].tolist() == [0.0] * 4

@@ -404,3 +404,13 @@ def test_killed_between_sidecar_and_shard_the_rerun_finishes_and_nothing_looks_c
     assert (out / ".pgkit" / "shards" / "train-00001.h5.json").exists()  # recorded, file missing
     s = run_pack(work, out, jobs=1, max_pairs=4)  # not refused as foreign; finishes the job
     assert (s["written"], s["skipped"]) == (2, 1) and shards.verify(out) == []
+
+
+def test_a_stale_mask_found_in_a_worker_process_is_reported_with_its_file(tmp_path):
+    work = make_work(tmp_path, items=3, views=2)
+    images = pd.read_csv(work / "images.csv")
+    images.loc[4, "x1"] += 2.0
+    images.to_csv(work / "images.csv", index=False)
+    with pytest.raises(PgkitError, match="made from other keypoints") as err:
+        run_pack(work, tmp_path / "s", jobs=2, max_pairs=4)  # loky workers: the error crosses a pickle
+    assert err.value.path == str(mask_path(work, images["image"][4]))

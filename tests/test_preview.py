@@ -114,3 +114,48 @@ def test_cli_preview_writes_png(tmp_path):
     assert img.shape[1] == draw._row_label_width(64) + 4 * 66 + 2 and img.std() > 10
     r = CliRunner().invoke(main, ["preview", str(tmp_path / "missing"), "-o", str(out)])
     assert r.exit_code == 1 and "missing" in r.output
+
+
+def test_cli_preview_never_overwrites_inputs_or_foreign_files(tmp_path):
+    from pgprep.cli import main
+    from pgprep.preview import is_pgkit_preview
+
+    root, work = make_work(tmp_path)
+    args = ["preview", str(work), "-n", "2", "--cell", "32"]
+    images_csv = (work / "images.csv").read_bytes()
+    for target in (work / "images.csv", root / "img/WOMEN/Dresses/id_00000000/01_1_front.jpg"):
+        before = target.read_bytes()
+        for extra in ([], ["--force"]):
+            r = CliRunner().invoke(main, [*args, "-o", str(target), *extra])
+            assert r.exit_code == 1 and "is an input under" in r.output and "refusing" in r.output, r.output
+            assert target.read_bytes() == before
+    foreign = tmp_path / "notes.png"
+    foreign.write_bytes(b"my own notes")
+    r = CliRunner().invoke(main, [*args, "-o", str(foreign)])
+    assert r.exit_code == 1 and "not a contact sheet pgkit wrote" in r.output and "--force" in r.output
+    assert foreign.read_bytes() == b"my own notes"
+    r = CliRunner().invoke(main, [*args, "-o", str(foreign), "--force"])
+    assert r.exit_code == 0, r.output
+    assert is_pgkit_preview(foreign) and read_rgb(foreign).shape[0] > 32
+    sheet = tmp_path / "sheet.png"  # a sheet pgkit wrote is replaced without --force
+    assert CliRunner().invoke(main, [*args, "-o", str(sheet)]).exit_code == 0
+    assert CliRunner().invoke(main, [*args, "-o", str(sheet), "--seed", "1"]).exit_code == 0
+    sheet_in_work = work / "sheet.png"  # ... also inside WORK
+    assert CliRunner().invoke(main, [*args, "-o", str(sheet_in_work)]).exit_code == 0
+    assert CliRunner().invoke(main, [*args, "-o", str(sheet_in_work)]).exit_code == 0
+    assert (work / "images.csv").read_bytes() == images_csv
+
+
+def test_preview_refuses_names_outside_root_read_back_from_pairs(tmp_path):
+    from pgprep.cli import main
+
+    _, work = make_work(tmp_path)
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(encode_jpeg(np.zeros((H, W, 3), np.uint8)))
+    for split in ("train", "test"):
+        pairs = pd.read_csv(work / f"pairs-{split}.csv", dtype=str)
+        pairs["from"] = "../secret.jpg"
+        pairs.to_csv(work / f"pairs-{split}.csv", index=False)
+    r = CliRunner().invoke(main, ["preview", str(work), "-o", str(tmp_path / "s.png"), "-n", "2"])
+    assert r.exit_code == 1 and "refused image name '../secret.jpg': absolute or contains '..'" in r.output
+    assert "pairs-" in r.output and not (tmp_path / "s.png").exists()

@@ -50,7 +50,8 @@ def test_compact_and_dense_decode_to_identical_examples(packed):
 
 def test_gaussian_pose_settings_travel_with_the_shards(packed):
     r = _readers(packed / "gauss")[0]
-    assert r.meta["pose"] == {"kind": "gaussian", "radius": 4.0, "sigma": 3.0}
+    # sigma given; the unused disk radius is PG²'s 4 scaled to the 48-px height
+    assert r.meta["pose"] == {"kind": "gaussian", "radius": 0.75, "sigma": 3.0}
     kp = r.example(0)["keypoints"]
     pose = r.example(0)["pose"]
     j = int(np.flatnonzero(kp[:, 2] > 0)[0])
@@ -109,7 +110,7 @@ def test_shard_attributes_explain_the_file(packed):
     with h5py.File(packed / "compact" / "train-00000.h5", "r") as f:
         a = dict(f.attrs)
     assert a["format"] == "pgkit-shards" and a["schema_version"] == 1 and a["layout"] == "compact"
-    assert list(a["image_size"]) == [48, 48] and a["pose_radius"] == 4.0
+    assert list(a["image_size"]) == [48, 48] and a["pose_radius"] == 0.75  # PG²'s 4 at 256 px, scaled
     assert json.loads(a["joints"])[2] == "r_shoulder" and list(a["flip_perm"])[2] == 5
 
 

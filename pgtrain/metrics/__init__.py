@@ -175,4 +175,5 @@ def build(names: Iterable[str] | str | None, ctx: MetricContext) -> dict[str, Me
 def _load_all() -> None:
     # Importing the modules registers their metrics; heavy models load only when built.
     from pgtrain.metrics import ssim  # noqa: F401, I001 - import order = listing order
+    from pgtrain.metrics import sharpness  # noqa: F401
     from pgtrain.metrics import inception, fid, lpips  # noqa: F401

@@ -176,14 +176,19 @@ class ISHead:
 
 
 def _read_head(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
+    from pgtrain.checkpoint import load_failure, npz_failure
+
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            state = {k: torch.from_numpy(z[k]) for k in z.files}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                state = {k: torch.from_numpy(z[k]) for k in z.files}
+        except Exception as exc:  # noqa: BLE001 - any failure of an untrusted file; our words, its name
+            raise PgkitError(path, f"IS weights: {npz_failure(exc)}") from None
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any failure of an untrusted file
-            raise PgkitError(path, f"not a TorchScript classifier, state dict or .npz ({type(exc).__name__}: {exc})") from None
+            raise PgkitError(path, f"not a TorchScript classifier, state dict or .npz: {load_failure(exc)}") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):
