@@ -25,8 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PRESETS = ("g1", "pg2", "triplet", "wgan-triplet", "pg2-official")
-GPU_TFLOPS = 312.0 * 0.30  # assumed sustained bf16 throughput of one A100
-SEED_STEPS = (40_000, 25_000)
+GPU_TFLOPS = 790.0 * 0.40  # assumed: an H200's measured bf16 peak at issue 14's 40 % MFU goal
 
 
 def _batch(size: int, b: int, device):
@@ -116,17 +115,21 @@ def run(quick: bool = True) -> list[dict]:
     def add(name, value, unit, note=""):
         rows.append({"benchmark": name, "value": value, "unit": unit, "note": note})
 
-    # 1. FLOPs at PG²'s size (every preset; meta device, no compute)
-    flops = {p: flops_per_step(p, 256, 128, 4) for p in PRESETS}
+    # 1. FLOPs at PG²'s size, each preset at its own batch (meta device, no compute)
+    from pgtrain.presets import PRESETS as OPTIONS
+
+    flops = {p: flops_per_step(p, 256, 128, OPTIONS[p].batch_size) for p in PRESETS}
+    s1 = {p: flops_per_step("g1", 256, 128, OPTIONS[p].batch_size) for p in PRESETS}
     for p in PRESETS:
-        add(f"train flops/step {p} 256px w128 b4", round(flops[p] / 1e12, 3), "TFLOP",
+        add(f"train flops/step {p} 256px w128 b{OPTIONS[p].batch_size}", round(flops[p] / 1e12, 3), "TFLOP",
             "Stage 1 step" if p == "g1" else "Stage 2 step (critic steps + G2 step)")
-    # 2. the seed's schedule on one GPU, from the FLOP count
-    s1 = flops["g1"] * SEED_STEPS[0]
+    # 2. each preset's schedule on one GPU, from the FLOP count (an estimate, not a measurement)
     for p in PRESETS:
-        total = s1 + (flops[p] * SEED_STEPS[1] if p != "g1" else 0)
-        add(f"seed schedule {p} projected 1 GPU", round(total / (GPU_TFLOPS * 1e12) / 3600, 2), "h",
-            f"40k+25k steps, batch 4, at {GPU_TFLOPS:.0f} TFLOP/s (A100 bf16 @30% of peak, assumed)")
+        o = OPTIONS[p]
+        total = s1[p] * o.steps1 + (flops[p] * o.steps2 if p != "g1" else 0)
+        add(f"schedule {p} projected 1 GPU", round(total / (GPU_TFLOPS * 1e12) / 3600, 2), "h",
+            f"{o.steps1 // 1000}k+{o.steps2 // 1000}k steps, batch {o.batch_size}, at {GPU_TFLOPS:.0f} "
+            "TFLOP/s (H200 bf16 at 40 % MFU, assumed)")
 
     # 3. measured on CPU
     tiny = [dict(preset=p, size=64, channels=16, batch=8, steps=3 if p != "wgan-triplet" else 1) for p in PRESETS]

@@ -239,6 +239,15 @@ def convert(src: Path, dst: Path, size: tuple[int, int]) -> dict:
             "width": size[1], "height": size[0], "sha256": hashlib.sha256(data).hexdigest()}
 
 
+def _holds(path: Path, sha: str | None) -> bool:
+    """True if `path` still holds the bytes ingest wrote (a killed run followed by a rerun with
+    other photos may have put another photo under that name)."""
+    try:
+        return sha is not None and atomic.file_sha256(path) == sha
+    except OSError:
+        return False
+
+
 def _load_journal(root: Path) -> dict[str, dict]:
     path = root / JOURNAL
     done = {}
@@ -342,7 +351,7 @@ def run_ingest(photos, root, *, size="256", items=None, test_fraction: float = 0
         for c in readable:
             dst = root / c["image"]
             prev = journal.get(c["key"])
-            if prev and prev.get("image") == c["image"] and dst.is_file():
+            if prev and prev.get("image") == c["image"] and _holds(dst, prev.get("out")):
                 rec = prev["record"]
                 reused += 1
             else:
@@ -352,7 +361,8 @@ def run_ingest(photos, root, *, size="256", items=None, test_fraction: float = 0
                     rejects.append({"source": c["source"], "reason": f"bad-image: {exc.reason}"})
                     jf.write(json.dumps({"key": c["key"], "error": f"bad-image: {exc.reason}"}) + "\n")
                     continue
-                jf.write(json.dumps({"key": c["key"], "image": c["image"], "record": rec}) + "\n")
+                jf.write(json.dumps({"key": c["key"], "image": c["image"], "record": rec,
+                                     "out": atomic.file_sha256(dst)}) + "\n")
                 jf.flush()
                 converted += 1
             rows.append({"source": c["source"], "image": c["image"], "item": c["item"],
@@ -407,12 +417,20 @@ def _compact_journal(root: Path, table: pd.DataFrame, rejects: list[dict], cands
         rec = {k: r[k] for k in ("scale", "pad_x", "pad_y", "orig_width", "orig_height", "orientation",
                                  "format", "width", "height", "sha256")}
         rec = {k: (v.item() if hasattr(v, "item") else v) for k, v in rec.items()}
-        lines.append(json.dumps({"key": by_source[r["source"]], "image": r["image"], "record": rec}))
+        out = _sha_or_none(root / r["image"])
+        lines.append(json.dumps({"key": by_source[r["source"]], "image": r["image"], "record": rec, "out": out}))
     for r in rejects:
         key = by_source.get(r["source"])
         if key and r["reason"].startswith("bad-image"):
             lines.append(json.dumps({"key": key, "error": r["reason"]}))
     atomic.write_text_atomic(root / JOURNAL, "\n".join(lines) + ("\n" if lines else ""))
+
+
+def _sha_or_none(path: Path) -> str | None:
+    try:
+        return atomic.file_sha256(path)
+    except OSError:
+        return None
 
 
 def _map_poses(poses: Path, root: Path, table: pd.DataFrame) -> int:

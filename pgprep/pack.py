@@ -306,7 +306,7 @@ def _check_output_dir(out_dir: Path) -> set[str]:
 
 def _index_matches(out_dir: Path, jobs_list: list) -> bool:
     """index.json is valid, lists exactly the planned shards, and every shard still has its
-    recorded size and sha256 (a full re-hash: ~0.7 s a GB)."""
+    recorded size and sha256 (a full re-hash: ~1.1 s a GiB)."""
     try:
         index = shard_format.read_index(out_dir)
     except PgkitError:

@@ -465,6 +465,11 @@ def validate_index(doc: dict, path: str | os.PathLike) -> dict:
             bad(f"splits.{split}.pairs must be a whole number >= 0, got {info!r:.80}")
         if info["pairs"] != totals[split]:
             bad(f"split {split} claims {info['pairs']} pairs, its shards list {totals[split]}")
+    removed = doc.get("removed", [])
+    if not isinstance(removed, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("image"), str) and isinstance(r.get("reason"), str)
+            and _count(r.get("pairs")) for r in removed):
+        bad("removed must be a list of {image, reason, pairs} records")
     return doc
 
 

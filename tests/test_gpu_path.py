@@ -169,7 +169,7 @@ def test_every_preset_trains_under_bf16_autocast_close_to_fp32(shards, preset):
             assert math.isfinite(a[k]), (preset, step, k)
             # bf16 keeps 8 mantissa bits: ~0.4 % per rounding, a few % through a network;
             # critic scores near 0 need the absolute part
-            assert abs(a[k] - b[k]) <= 0.05 * abs(b[k]) + 0.02, (preset, step, k, a[k], b[k])
+            assert abs(a[k] - b[k]) <= 0.03 * abs(b[k]) + 0.01, (preset, step, k, a[k], b[k])
 
 
 @pytest.mark.slow

@@ -117,6 +117,12 @@ def test_a_killed_run_resumes_from_the_journal(photos, tmp_path):
     (root / ".pgkit" / "ingest.json").unlink()
     c = run_ingest(photos, root, progress=False)
     assert (c["converted"], c["reused"], c["skipped"]) == (0, 6, False)
+    # an output overwritten behind the journal's back (another photo, a killed run) is redone
+    image = pd.read_csv(root / "ingest.csv")["image"][0]
+    (root / image).write_bytes((root / pd.read_csv(root / "ingest.csv")["image"][1]).read_bytes())
+    (root / ".pgkit" / "ingest.json").unlink()
+    c = run_ingest(photos, root, progress=False)
+    assert (c["converted"], c["reused"]) == (1, 5)
 
 
 def test_items_csv_views_and_patn_size(photos, tmp_path):

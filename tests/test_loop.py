@@ -601,3 +601,30 @@ def test_checkpoint_load_errors_never_suggest_weights_only_false(tmp_path):
     with pytest.raises(PgkitError, match="truncated or not a torch file") as err:
         checkpoint.load(trunc)
     assert str(err.value).startswith(str(trunc)) and "miniz" not in str(err.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["pg2", "triplet", "wgan-triplet", "pg2-official", "triplet-pose"])
+def test_every_stage2_preset_trains_resumes_exactly_and_evaluates(shards_dir, tmp_path, preset):
+    from pgtrain.evaluate import evaluate
+
+    kw = dict(tiny=True, channels=4, batch_size=2, steps1=2, steps2=3, ckpt_every=2, log_every=1,
+              sample_every=1000, device="cpu", critic_steps=2 if preset == "wgan-triplet" else None)
+    kw = {k: v for k, v in kw.items() if v is not None}
+    fit(shards_dir, tmp_path / "a", preset, **kw)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop(stage, step, _):
+        if (stage, step) == (2, 3):
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit(shards_dir, tmp_path / "b", preset, callback=stop, **kw)
+    fit(shards_dir, tmp_path / "b", preset, resume=True, **kw)
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
+    report = evaluate(tmp_path / "b", shards_dir, limit=8, device="cpu", show_progress=False)
+    assert report["preset"] == preset and report["model_row"] == "stage2"
+    s2 = report["rows"]["stage2"]
+    assert 0 < s2["ssim_pg2"] < 1 and s2["sharpness"] > 0

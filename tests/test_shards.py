@@ -157,6 +157,7 @@ BAD_INDEXES = {  # edit -> words the error must contain (it always names index.j
     "file ..": (_set(["shards", 0, "file"], "../compact/train-00000.h5"), "refused"),
     "file absolute": (_set(["shards", 0, "file"], "/tmp/train-00000.h5"), "refused"),
     "split total": (_set(["splits", "train", "pairs"], 5), "split train"),
+    "removed garbage": (_set(["removed"], [{"image": 1}]), "removed"),
 }
 
 
