@@ -74,13 +74,15 @@ class Config:
 
 def make_config(args) -> Config:
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda" and dev.index is None:  # DDP wants an index
+        dev = torch.device("cuda", torch.cuda.current_device())
     peak = args.peak_tflops if args.peak_tflops is not None else (790.0 if dev.type == "cuda" else None)
     if args.quick:
         torch.set_num_threads(1)  # tiny networks on a shared CI box: no thread oversubscription
         return Config(dev, True, 32, 8, min(args.workers, 2), peak, args.budget or 300.0, 1, 2, 1, 3,
                       48, 4, 10, args.compile)
     return Config(dev, False, 256, 128, args.workers, peak, args.budget or 450.0, 5, 20, 10, 100,
-                  3000, 300, 30, True)
+                  3000, 200, 30, True)
 
 
 # ---------------------------------------------------------------- the table
@@ -281,7 +283,8 @@ def measure_preset(t: Table, cfg: Config, data: Batches, preset: str, batch: int
     tag = f"{preset} b{batch}"
     what = "Stage-1 step" if stage == 1 else f"Stage-2 step ({o.critic_steps} D + 1 G2)"
     amp = "bf16 autocast" if tr.amp else "fp32"
-    t.set(f"step time {tag}", dt * 1000, "ms", f"{what}, {cfg.size}px w{cfg.channels}, {amp}, mean of {n}")
+    t.set(f"step time {tag}", dt * 1000, "ms", f"{what}, {cfg.size}px w{cfg.channels}, {amp}, mean of {n}"
+          + ("" if data.shards is not None else ", random batches (no shards)"))
     t.set(f"samples/s {tag}", pairs / dt, "pairs/s", f"{pairs} pairs a step")
     flops = _flops(step)
     t.set(f"flops/step {tag}", flops / 1e12, "TFLOP", "FlopCounterMode on one real step (fwd + bwd)")
@@ -335,7 +338,8 @@ def bf16_vs_fp32(t: Table, cfg: Config, data: Batches) -> None:
         del tr
     a, b = losses[True], losses[False]
     t.set("bf16 vs fp32 stage-1 loss", 100 * abs(a - b) / abs(b), "% rel. diff",
-          f"g1 b4 after {cfg.compare_steps} steps, same seed and batches: bf16 {a:.5f}, fp32 {b:.5f}")
+          f"g1 b4 after {cfg.compare_steps} steps, same seed and batches: bf16 {a:.5f}, fp32 {b:.5f}"
+          + (" (fp32 convs may use TF32: torch's default)" if cfg.device.type == "cuda" else ""))
 
 
 def loader(t: Table, cfg: Config, shards: Path | None) -> None:
@@ -447,6 +451,31 @@ def ddp_rows(t: Table, cfg: Config, data: Batches) -> None:
         tdist.destroy_process_group()
 
 
+def pillow_stand_in() -> str | None:
+    """pgprep.imageio imports Pillow when loaded, and pgtrain imports it through pgprep.geometry;
+    the GPU machine has no Pillow. Training never reads images through it (shards decode with
+    OpenCV), so without Pillow a stand-in module lets pgtrain import and the step rows run
+    on random batches; the shard pipeline (filter, pack) still needs the real one and says so."""
+    try:
+        import PIL.Image  # noqa: F401
+        return None
+    except ImportError:
+        import types
+
+        def missing(*_a, **_k):
+            raise ImportError("Pillow is not installed (gpu_check's stand-in)")
+
+        pil, image = types.ModuleType("PIL"), types.ModuleType("PIL.Image")
+        pil.UnidentifiedImageError = type("UnidentifiedImageError", (OSError,), {})
+        image.Image = type("Image", (), {})
+        image.DecompressionBombWarning = type("DecompressionBombWarning", (RuntimeWarning,), {})
+        image.DecompressionBombError = type("DecompressionBombError", (Exception,), {})
+        image.open = image.Exif = missing
+        pil.Image = image
+        sys.modules["PIL"], sys.modules["PIL.Image"] = pil, image
+        return "Pillow is not installed: pgtrain imported with a stand-in; shards need Pillow (pgprep.imageio)"
+
+
 # ---------------------------------------------------------------- main
 
 def machine(cfg: Config) -> str:
@@ -469,6 +498,7 @@ def main(argv=None) -> int:
     ap.add_argument("--compile", action="store_true", help="measure torch.compile in --quick too")
     args = ap.parse_args(argv)
     os.environ.setdefault("PGKIT_NO_PROGRESS", "1")
+    pil_note = pillow_stand_in()
     cfg = make_config(args)
     out = Path(args.out)
     md_path = out if out.suffix == ".md" else out / "RESULTS-gpu.md"
@@ -508,7 +538,8 @@ def main(argv=None) -> int:
             f"`{' '.join(['python', 'benchmarks/gpu_check.py', *(argv if argv is not None else sys.argv[1:])])}`; "
             f"{t.elapsed():.0f} s of a {cfg.budget:.0f} s budget.\n"
             f"Sizes: {cfg.size}x{cfg.size}, width {cfg.channels}{' (--quick)' if cfg.quick else ''}. "
-            "status: ok = measured here; error / skipped / n/a say why not.\n\n")
+            "status: ok = measured here; error / skipped / n/a say why not."
+            + (f"\n**{pil_note}.**" if pil_note else "") + "\n\n")
     md_path.write_text(head + md + "\n")
     md_path.with_suffix(".json").write_text(json.dumps(
         {"machine": machine(cfg), "quick": cfg.quick, "planned": t.planned, "rows": rows,

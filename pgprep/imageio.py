@@ -31,12 +31,23 @@ import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from pgprep.errors import PgkitError
+
+if TYPE_CHECKING:  # Pillow is imported where it is used: training (shards decode with OpenCV) runs without it
+    from PIL import Image
+
+
+def _pillow():
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise PgkitError(None, "reading image headers needs Pillow: pip install pillow") from None
+    return Image, UnidentifiedImageError
 
 FORMATS = ("JPEG", "PNG", "WEBP")
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")  # what `pose` and `ingest` look for in a folder
@@ -87,6 +98,7 @@ def _orientation(im: Image.Image) -> int:
     raw = im.info.get("exif")
     if not raw:
         return 1
+    Image, _ = _pillow()  # noqa: N806
     exif = Image.Exif()
     try:
         exif.load(raw)  # parses the EXIF block only; Image.getexif() may decode a PNG to find it
@@ -121,6 +133,7 @@ def probe(data: bytes, path: str | os.PathLike | None = None, *, limit: int | No
     if not data:
         raise PgkitError(path, "empty image file")
     limit = max_pixels() if limit is None else int(limit)
+    Image, UnidentifiedImageError = _pillow()  # noqa: N806
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -168,7 +168,7 @@ def pose_maps_torch(keypoints: torch.Tensor, size: tuple[int, int], kind: str = 
     dx2 = (xs - kp[..., 0, None, None]) ** 2
     present = present[..., None, None]
     if kind == "gaussian":  # separable, like the numpy reference
-        k = torch.tensor(-0.5 / (sigma * sigma), dtype=torch.float32, device=dev)
+        k = float(np.float32(-0.5 / (sigma * sigma)))  # a float32 constant, not a host-to-device copy
         v = torch.exp(dy2 * k) * torch.exp(dx2 * k)
         return torch.where(present, v * 2.0 - 1.0, torch.full_like(v, -1.0))
     raise ValueError(f"pose map kind must be 'disk' or 'gaussian', got {kind!r}")
@@ -178,7 +178,8 @@ def _disk_maps(kp: torch.Tensor, present: torch.Tensor, size: tuple[int, int],
                radius: float) -> torch.Tensor:
     """Disk maps touching only a (2R+1)^2 window around each joint instead of every pixel
     (B*18*H*W work becomes a fill plus B*18*(2R+1)^2); the same float32 test per pixel as
-    pgprep.geometry.pose_maps, so the result is identical."""
+    pgprep.geometry.pose_maps, so the result is identical. Written with a scatter (no
+    nonzero(), no tensor made from a Python number), so on a GPU it never waits for the device."""
     h, w = size
     dev = kp.device
     lead = kp.shape[:-2]
@@ -193,10 +194,12 @@ def _disk_maps(kp: torch.Tensor, present: torch.Tensor, size: tuple[int, int],
     px = (cx[..., None] + off)[..., None, :]  # (B, 18, 1, 2r+1)
     dy2 = (py.to(torch.float32) - kp[..., 1, None, None]) ** 2
     dx2 = (px.to(torch.float32) - kp[..., 0, None, None]) ** 2
-    r2 = torch.tensor(radius, dtype=torch.float32, device=dev) ** 2
+    r2 = float(np.float32(radius) * np.float32(radius))  # the float32 square, as the reference
     hit = ((dy2 + dx2) <= r2) & present & (py >= 0) & (py < h) & (px >= 0) & (px < w)
-    b, j, a, c = hit.nonzero(as_tuple=True)
-    out[b, j, py[b, j, a, 0], px[b, j, 0, c]] = 1.0
+    n, j = kp.shape[:2]
+    where = (py.clamp(0, h - 1) * w + px.clamp(0, w - 1)).reshape(n, j, -1)  # misses clamp, write -1
+    value = (hit.to(torch.float32) * 2 - 1).reshape(n, j, -1)
+    out.view(n, j, h * w).scatter_reduce_(2, where, value, reduce="amax")
     return out.reshape(lead + out.shape[1:])
 
 

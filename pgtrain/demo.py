@@ -29,7 +29,7 @@ class DemoSize:
     channels: int = 16        # base width of the networks (PG²'s is 128)
     batch_size: int = 8
     steps1: int = 1500        # Stage-1 (G1) steps
-    steps2: int = 300         # Stage-2 (G2 + D) steps
+    steps2: int = 100         # Stage-2 (G2 + D) steps
     lr: float = 1e-3          # Stage 1
     lr2: float = 5e-5         # Stage 2, the seed's lr (1e-4 tinted G2's output after 300 steps)
     eval_limit: int | None = None  # test pairs scored (None = all)

@@ -611,6 +611,8 @@ def _fit(shards, run: Path, preset: str | None = None, *, tiny: bool = False, re
               help="G1's loss [pose-mask-l1 (seed); l1 for pg2-official].")
 @click.option("--g-adversarial-on", type=click.Choice(["g2", "fakes"]), default=None,
               help="G2's adversarial term on D(G2) or on every fake set [g2; fakes for pg2-official].")
+@click.option("--diffmap-init", type=float, default=None,
+              help="Scale of G2's last-layer init [1 = PG²'s Glorot; 0.1 with --tiny].")
 @click.option("--l1-weight", type=float, default=None, help="G2's pose-mask L1 weight [50].")
 @click.option("--adv-weight", type=float, default=None, help="G2's adversarial weight [1].")
 @click.option("--critic-steps", type=int, default=None, help="D steps per G2 step [1; wgan 10].")

@@ -61,6 +61,37 @@ def test_raw_and_float_paths_bring_the_same_batches_to_the_device(shards, kind):
             assert ((f["pose"] > -0.99) & (f["pose"] < 0.99)).sum() > 50  # graded values: Gaussians
 
 
+@pytest.mark.parametrize("kind", ["disk", "gaussian"])
+def test_device_batches_are_made_without_a_host_sync(kind):
+    # nonzero() (data-dependent size), .item() and torch.tensor(number, device=cuda) each make
+    # the host wait for the GPU; the dispatcher sees every op to_device_batch runs
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from pgtrain.data import to_device_batch
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen.add(str(func))
+            return func(*args, **(kwargs or {}))
+
+    g = torch.Generator().manual_seed(0)
+    batch = {"condition": torch.zeros(2, 3, 32, 32, dtype=torch.uint8),
+             "target": torch.zeros(2, 3, 32, 32, dtype=torch.uint8),
+             "mask": torch.ones(2, 1, 32, 32, dtype=torch.uint8),
+             "keypoints": torch.rand(2, 18, 3, generator=g) * 32}
+    with Ops() as ops:
+        out = to_device_batch(batch, "cpu", kind, radius=4.0, sigma=2.0)
+    syncing = {"aten.nonzero.default", "aten._local_scalar_dense.default", "aten.lift_fresh.default",
+               "aten.item.default"}
+    assert not ops.seen & syncing, ops.seen & syncing
+    assert "aten.mul.Tensor" in ops.seen or "aten.scatter_reduce_.two" in ops.seen
+    assert (out["pose"] == 1).sum() > 0 if kind == "disk" else (out["pose"] > 0.9).sum() > 0
+
+
 def test_fit_trains_the_same_on_the_raw_and_the_float_path(shards, tmp_path):
     kw = dict(TINY, steps1=3, steps2=2)
     fit(shards, tmp_path / "raw", "pg2", data_path="raw", **kw)

@@ -35,7 +35,7 @@ def build(kind: str, options):
     if kind == "g1":
         return G1(size, ch, fc_dim=int(_get(options, "fc_dim", 64)))
     if kind == "g2":
-        return G2(size, ch, skips=_get(options, "g2_skips"))
+        return G2(size, ch, skips=_get(options, "g2_skips"), diffmap_init=float(_get(options, "diffmap_init", 1.0)))
     if kind == "d":
         dch = _get(options, "d_channels") or max(1, ch // 2)
         disc = _get(options, "discriminator")

@@ -36,7 +36,7 @@ class G2(nn.Module):
     """forward(g1_out (B,3,H,W), I_A (B,3,H,W)) -> g1_out + DiffMap (B,3,H,W)."""
 
     def __init__(self, image_size=256, channels: int = 128, *, levels: int | None = None,
-                 skips: str | None = None):
+                 skips: str | None = None, diffmap_init: float = 1.0):
         super().__init__()
         n = channels
         self.image_size = as_hw(image_size)
@@ -58,6 +58,9 @@ class G2(nn.Module):
             nn.Sequential(SameConv2d(c, n, 3), nn.ReLU(), SameConv2d(n, n, 3), nn.ReLU()) for c in dec_in)
         self.to_diff = SameConv2d(n, 3, 3)
         glorot_init(self)
+        if diffmap_init != 1.0:  # pgkit option, not in PG²: see presets.Options.diffmap_init
+            with torch.no_grad():
+                self.to_diff.weight.mul_(diffmap_init)
 
     def _has_skip(self, j: int) -> bool:
         """Decoder step j concatenates a skip: always ("all"); not at the top level ("inner")."""
