@@ -107,12 +107,15 @@ def main(argv=None) -> int:
     ap.add_argument("--presets", default=",".join(STAGE2))
     ap.add_argument("--eval-limit", type=int, default=200, help="test pairs scored")
     ap.add_argument("--fid-real", type=int, default=400, help="training targets in FID's real set")
+    ap.add_argument("--tag", default="", help="suffix of the Stage-2 run folders (sweeps reuse data and G1)")
+    ap.add_argument("--no-fid", action="store_true", help="skip FID (Inception on CPU is the slow part)")
     ap.add_argument("--quick", action="store_true", help="40 items, 200 + 60 steps, 100 pairs: a smoke run")
     ap.add_argument("--results", default=str(HERE / "RESULTS-table1-proxy.md"))
     a = ap.parse_args(argv)
     if a.quick:
         a.items, a.steps1, a.steps2, a.eval_limit, a.fid_real = 40, 200, 60, 100, 100
-        a.results = str(Path(a.out) / "RESULTS-table1-proxy.md")
+    if a.quick or a.tag:
+        a.results = str(Path(a.out) / f"RESULTS-table1-proxy{'-' + a.tag if a.tag else ''}.md")
 
     import torch
 
@@ -131,14 +134,15 @@ def main(argv=None) -> int:
     extra = {k: v for k, v in (("l1_weight", a.l1_weight), ("adv_weight", a.adv_weight)) if v is not None}
     runs = {"G1": out / "g1"}
     for p in [p for p in a.presets.split(",") if p]:
-        fit(shards, out / p, p, stage="2", init_from=str(stage1), steps2=a.steps2, lr=a.lr,
+        name = f"{p}-{a.tag}" if a.tag else p
+        fit(shards, out / name, p, stage="2", init_from=str(stage1), steps2=a.steps2, lr=a.lr,
             lr2=a.lr2, batch_size=8, **extra, **common)
-        runs[p] = out / p
+        runs[p] = out / name
     train_s = time.perf_counter() - t0
 
     reports = {name: evaluate(run, shards, split="test", limit=a.eval_limit, device="cpu",
                               show_progress=False) for name, run in runs.items()}
-    fid = fid_of_rows(runs, shards, a.eval_limit, a.fid_real)
+    fid = {} if a.no_fid else fid_of_rows(runs, shards, a.eval_limit, a.fid_real)
 
     g1_rep = reports["G1"]
     s_g1 = g1_rep["rows"]["stage1"]["sharpness"]
