@@ -93,7 +93,7 @@ def command(out, items, image_size, steps1, steps2, channels, seed, jobs):
     """The whole pipeline on synthetic people, CPU-sized: a trained model and its pictures.
 
     \b
-    pgtrain demo out/demo                      # ~5 minutes on 2 CPU cores
+    pgtrain demo out/demo                      # ~6 minutes on 2 CPU cores
     pgtrain demo out/demo --steps1 200 --steps2 50 --items 40   # a quick smoke run
 
     \b
