@@ -2,12 +2,14 @@
 
 The recipe, in the paper's symbols (I_A condition, I_B target, P_B target pose, M_B mask):
 
-- Stage 1: G1(I_A, P_B) minimises the pose-mask L1 ||(G1 - I_B) * (1 + M_B)||_1.
+- Stage 1: G1(I_A, P_B) minimises the pose-mask L1 ||(G1 - I_B) * (1 + M_B)||_1 (the seed;
+  pg2-official: PG²'s released plain L1).
 - Stage 2 (G1 frozen): per generator step, `critic_steps` discriminator steps, each on a new
-  batch, then one G2 step on the last batch:
-  D step: real and fake scores (pair D: (I_A, I_B) vs (I_A, G2); triplet D: I_B vs G2 and
-  I_A, given P_B), BCE or Wasserstein loss (+ gradient penalty), then weight clipping;
+  batch, then one G2 step on the last batch (pg2-official: the G2 step first, on its own batch):
+  D step: one D pass over the real and fake sets (pair D: (I_A, I_B) vs (I_A, G2); triplet
+  classifier: I_B vs G2 and I_A), BCE or Wasserstein loss (+ gradient penalty), then clipping;
   G step (D frozen, D's gradient flows into G2): adversarial + l1_weight * pose-mask L1.
+  Every setting's source: docs/training.md, "Provenance".
 
 Data order is a pure function of (seed, epoch): a checkpoint stores the epoch and the batch
 position, the RNG states, networks and optimisers, so `--resume` continues exactly.
