@@ -184,20 +184,24 @@ def _losses(run):
     return [{k: v for k, v in r.items() if k != "samples_per_s"} for r in read_stats(run)]
 
 
+class Interrupt(Exception):
+    pass
+
+
+def interrupt_at(stage: int, step: int):
+    """A fit callback that stops the run right after (stage, step), as a kill would."""
+    def stop(s, t, _):
+        if (s, t) == (stage, step):
+            raise Interrupt
+    return stop
+
+
 def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path):
     kw = dict(TINY, steps1=4, steps2=5, ckpt_every=3)
     ds = ToyPairs(24)
     fit(ds, tmp_path / "a", "pg2", **kw)
-
-    class Interrupt(Exception):
-        pass
-
-    def stop(stage, step, _):
-        if (stage, step) == (2, 4):
-            raise Interrupt
-
     with pytest.raises(Interrupt):
-        fit(ds, tmp_path / "b", "pg2", callback=stop, **kw)
+        fit(ds, tmp_path / "b", "pg2", callback=interrupt_at(2, 4), **kw)
     ck = checkpoint.load(tmp_path / "b" / "checkpoints" / "last.pt")
     assert (ck["stage"], ck["step"], ck["done"]) == (2, 3, False)
     assert len(read_stats(tmp_path / "b")) == 4 + 4  # the lines of step 2/4 are written, then dropped
@@ -614,16 +618,8 @@ def test_every_stage2_preset_trains_resumes_exactly_and_evaluates(shards_dir, tm
               sample_every=1000, device="cpu", critic_steps=2 if preset == "wgan-triplet" else None)
     kw = {k: v for k, v in kw.items() if v is not None}
     fit(shards_dir, tmp_path / "a", preset, **kw)
-
-    class Interrupt(Exception):
-        pass
-
-    def stop(stage, step, _):
-        if (stage, step) == (2, 3):
-            raise Interrupt
-
     with pytest.raises(Interrupt):
-        fit(shards_dir, tmp_path / "b", preset, callback=stop, **kw)
+        fit(shards_dir, tmp_path / "b", preset, callback=interrupt_at(2, 3), **kw)
     fit(shards_dir, tmp_path / "b", preset, resume=True, **kw)
     assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
     report = evaluate(tmp_path / "b", shards_dir, limit=8, device="cpu", show_progress=False)

@@ -89,6 +89,18 @@ def tflib_init(module: nn.Module, stdev: float = 0.02) -> None:
             nn.init.zeros_(m.bias)
 
 
+def encode(x: torch.Tensor, levels: nn.ModuleList, down: nn.ModuleList) -> tuple[torch.Tensor, list]:
+    """The encoder loop G1 and G2 share (models*.py): per level its block, whose output is the
+    skip, then (between levels) the stride-2 conv with ReLU. Returns (bottom, skips)."""
+    skips = []
+    for k, block in enumerate(levels):
+        x = block(x)
+        skips.append(x)
+        if k < len(down):
+            x = torch.relu(down[k](x))
+    return x, skips
+
+
 def upscale_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """models.py `upscale`: nearest-neighbour x2. Cropped to the skip's size, which only
     matters for sides not divisible by 2**(levels-1) (e.g. 176; pgkit's extension: the

@@ -22,7 +22,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pgtrain.nets._common import SameConv2d, as_hw, glorot_init, pg2_levels, same_size, upscale_to
+from pgtrain.nets._common import (
+    SameConv2d,
+    as_hw,
+    encode,
+    glorot_init,
+    pg2_levels,
+    same_size,
+    upscale_to,
+)
 
 
 class ResidualUnit(nn.Module):
@@ -63,13 +71,7 @@ class G1(nn.Module):
         glorot_init(self)
 
     def forward(self, I_A, P_B):  # noqa: N803 - paper symbols
-        x = torch.relu(self.stem(torch.cat([I_A, P_B], 1)))
-        skips = []
-        for k, unit in enumerate(self.enc):
-            x = unit(x)
-            skips.append(x)
-            if k < self.levels - 1:
-                x = torch.relu(self.down[k](x))
+        x, skips = encode(torch.relu(self.stem(torch.cat([I_A, P_B], 1))), self.enc, self.down)
         z = self.fc_in(x.flatten(1))
         x = self.fc_out(z).view(-1, *self.bottom)
         for j, unit in enumerate(self.dec):

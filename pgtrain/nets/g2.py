@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pgtrain.nets._common import SameConv2d, as_hw, glorot_init, pg2_levels, upscale_to
+from pgtrain.nets._common import SameConv2d, as_hw, encode, glorot_init, pg2_levels, upscale_to
 
 SKIPS = ("all", "inner")
 
@@ -67,13 +67,7 @@ class G2(nn.Module):
         return self.skips == "all" or j < self.levels - 1
 
     def diff_map(self, g1_out, I_A):  # noqa: N803
-        x = torch.relu(self.stem(torch.cat([g1_out, I_A], 1)))
-        skips = []
-        for k, block in enumerate(self.enc):
-            x = block(x)
-            skips.append(x)
-            if k < self.levels - 1:
-                x = torch.relu(self.down[k](x))
+        x, skips = encode(torch.relu(self.stem(torch.cat([g1_out, I_A], 1))), self.enc, self.down)
         for j, block in enumerate(self.dec):
             skip = skips[self.levels - 1 - j]
             if self._has_skip(j):
