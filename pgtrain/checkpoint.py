@@ -119,6 +119,17 @@ class Generators:
     options: dict
 
 
+def load_weights(module: torch.nn.Module, state: dict, path: os.PathLike, name: str) -> None:
+    """module.load_state_dict(state), or a PgkitError naming the checkpoint when the layers
+    differ (e.g. a checkpoint of pgkit's look-alike networks from before PG²'s released ones)."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[1:2] or [str(exc)[:200]]
+        raise PgkitError(path, f"its {name} does not match this pgkit's {name} ({first[0].strip()}); "
+                               "it was trained with other networks: train it again") from None
+
+
 def load_generators(run_dir, device="cpu", which: str = "last") -> Generators:
     """G1 (and G2 once Stage 2 has trained) of a run, in eval mode, on `device`."""
     from pgtrain import nets
@@ -127,11 +138,11 @@ def load_generators(run_dir, device="cpu", which: str = "last") -> Generators:
     ck = load(path, device="cpu")
     opts = ck["options"]
     g1 = nets.build("g1", opts)
-    g1.load_state_dict(ck["nets"]["g1"])
+    load_weights(g1, ck["nets"]["g1"], path, "G1")
     g2 = None
     if "g2" in ck["nets"] and ck["stage"] == 2 and ck["step"] > 0:  # G2 has trained
         g2 = nets.build("g2", opts)
-        g2.load_state_dict(ck["nets"]["g2"])
+        load_weights(g2, ck["nets"]["g2"], path, "G2")
     dev = torch.device(device)
     g1 = g1.to(dev).eval()
     if g2 is not None:

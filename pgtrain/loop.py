@@ -335,10 +335,10 @@ class Trainer:
         return {"nets": {k: m.state_dict() for k, m in self.modules().items()},
                 "optims": {k: o.state_dict() for k, o in self.opt.items()}}
 
-    def load_state_dict(self, ck: dict) -> None:
+    def load_state_dict(self, ck: dict, path=None) -> None:
         for k, m in self.modules().items():
             if k in ck["nets"]:
-                m.load_state_dict(ck["nets"][k])
+                checkpoint.load_weights(m, ck["nets"][k], path, k.upper())
         for k, o in self.opt.items():
             if k in ck.get("optims", {}):
                 o.load_state_dict(ck["optims"][k])
@@ -400,7 +400,7 @@ def _load_stage1(trainer: Trainer, source: Path) -> int:
     for k in ("channels", "fc_dim"):
         if saved.get(k) != trainer.spec[k]:
             raise PgkitError(source, f"G1 has {k}={saved.get(k)}, this run asks for {trainer.spec[k]}")
-    trainer.g1.load_state_dict(ck["nets"]["g1"])
+    checkpoint.load_weights(trainer.g1, ck["nets"]["g1"], source, "G1")
     return int(ck.get("stage1_steps", ck["step"] if ck["stage"] == 1 else 0))
 
 
@@ -477,7 +477,7 @@ def _fit(shards, run: Path, preset: str | None = None, *, tiny: bool = False, re
     stage_at, step_at, stage1_steps = opts.stages[0], 0, 0
     data_pos = {"epoch": 0, "batch": 0}
     if ck is not None:
-        trainer.load_state_dict(ck)
+        trainer.load_state_dict(ck, last_path)
         stage_at, step_at = int(ck["stage"]), int(ck["step"])
         stage1_steps = int(ck.get("stage1_steps", 0))
         data_pos = ck["data"]

@@ -38,3 +38,18 @@ def test_broken_npz_and_torch_files_name_the_file(tmp_path):
         _read_head(pt)
     assert str(err.value).startswith(f"{pt}: not a TorchScript classifier, state dict or .npz: refused")
     assert "weights_only" not in str(err.value)
+
+
+def test_a_checkpoint_of_other_networks_is_a_clean_error(tmp_path):
+    from pgprep.errors import PgkitError
+    from pgtrain import checkpoint, nets
+
+    opts = {"image_size": [32, 32], "channels": 4, "fc_dim": 8, "preset": "g1"}
+    other = {**opts, "channels": 8}
+    state = {"options": opts, "stage": 1, "step": 1, "done": True,
+             "nets": {"g1": nets.build("g1", other).state_dict()}}
+    path = tmp_path / "run" / "checkpoints" / "last.pt"
+    checkpoint.save(path, state)
+    with pytest.raises(PgkitError, match="does not match this pgkit's G1") as e:
+        checkpoint.load_generators(tmp_path / "run")
+    assert str(path) in str(e.value)
