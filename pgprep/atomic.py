@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -26,6 +27,17 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
+
+
+# atomic_path's temporary names: mkstemp(prefix=f".{name}.", suffix=".tmp") adds 8 random [a-z0-9_]
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
+
+
+def temp_target(filename: str) -> str | None:
+    """The final name an `atomic_path` temporary file was for, or None if `filename` is not one.
+    Cleanup code deletes a temp file only when this names an output it writes itself."""
+    m = _TEMP_NAME.match(filename)
+    return m.group("name") if m else None
 
 
 @contextlib.contextmanager

@@ -398,7 +398,7 @@ def _remove_stale(root: Path, keep: set[str]) -> int:
         return 0
     n = 0
     for name in old:
-        if name in keep:
+        if name in keep or not str(name).startswith("img/"):  # ingest writes images under img/ only
             continue
         try:
             deepfashion.check_relative(name)

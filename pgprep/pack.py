@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from pgprep.atomic import (
     fingerprint,
     is_up_to_date,
     mark_done,
+    temp_target,
     write_json_atomic,
 )
 from pgprep.cliutil import debug_option, progress
@@ -258,7 +258,10 @@ def _complete(out_dir: Path, job: ShardJob) -> dict | None:
 
 
 ENTRY_KEYS = ("file", "split", "pairs", "images", "bytes", "sha256", "quick_sha256")
-_TEMP = re.compile(r"\.((train|test)-[0-9]{5}\.h5|index\.json)\.[A-Za-z0-9_]+\.tmp")
+def _is_our_temp(filename: str) -> bool:
+    """A temporary file a killed pack left: atomic_path's name for a shard or index.json."""
+    target = temp_target(filename)
+    return target is not None and (target == shard_format.INDEX or bool(shard_format.SHARD_FILE.fullmatch(target)))
 
 
 def _recorded_shards(out_dir: Path) -> set[str]:
@@ -295,7 +298,7 @@ def _check_output_dir(out_dir: Path) -> set[str]:
             ours.add(shard_format.INDEX)
     except (OSError, ValueError, AttributeError):
         pass
-    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in ours and not _TEMP.fullmatch(p.name))
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in ours and not _is_our_temp(p.name))
     if foreign:
         more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
         raise PgkitError(out_dir / foreign[0], f"not written by pgkit{more}: pack writes only into an "
@@ -371,7 +374,7 @@ def run_pack(work: str | os.PathLike, shards: str | os.PathLike, layout: str = "
     recorded = _check_output_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for tmp in out_dir.iterdir():  # left behind by a killed run (pgkit's temporary names only)
-        if _TEMP.fullmatch(tmp.name):
+        if _is_our_temp(tmp.name) and tmp.is_file():
             tmp.unlink(missing_ok=True)
     done, todo = {}, []
     for job in jobs_list:

@@ -469,6 +469,8 @@ def _fit(shards, run: Path, preset: str | None = None, *, tiny: bool = False, re
               "world_size": info.world_size, "device_used": str(device), "data_path_used": data_path}
     record.update(rundir.data_identity(shards))  # what --resume compares (pgtrain.rundir)
     if info.is_main:
+        if ck is None:
+            rundir.check_fresh_run(run)
         run.mkdir(parents=True, exist_ok=True)
         with rundir.writing(run / "options.json"):
             write_json_atomic(run / "options.json", record)

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from pgprep.atomic import file_sha256
+from pgprep.atomic import file_sha256, temp_target
 from pgprep.errors import PgkitError
 
 LOCK_NAME = ".lock"
-# pgprep.atomic.atomic_path: mkstemp(prefix=f".{name}.", suffix=".tmp"), 8 random [a-z0-9_]
-_TEMP = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
 _OWN_NAMES = {  # directory (relative to RUN) -> final names `fit` writes there atomically
     # (not eval.json & co.: `pgtrain eval` may be writing those while a fit runs)
     ".": re.compile(r"^(options\.json|stats\.jsonl)$"),
@@ -115,12 +114,29 @@ def clean_stale_temps(run: str | os.PathLike) -> list[Path]:
         if not folder.is_dir():
             continue
         for p in folder.iterdir():
-            m = _TEMP.match(p.name)
-            if m and own.match(m.group("name")) and p.is_file() and not p.is_symlink():
+            target = temp_target(p.name)
+            if target and own.match(target) and p.is_file() and not p.is_symlink():
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
                     removed.append(p)
     return sorted(removed)
+
+
+def check_fresh_run(run: str | os.PathLike) -> None:
+    """A new run (no checkpoint yet) replaces RUN/options.json and RUN/stats.jsonl: refuse when
+    they are not `pgtrain fit`'s own (a killed fit's are: its options.json has a preset)."""
+    options, stats = Path(run) / "options.json", Path(run) / "stats.jsonl"
+    if options.exists():
+        try:
+            doc = json.loads(options.read_text())
+        except (OSError, ValueError):
+            doc = None
+        if not (isinstance(doc, dict) and "preset" in doc and "image_size" in doc):
+            raise PgkitError(options, "not written by `pgtrain fit`, and a new run would replace it; "
+                                      "choose another -o")
+    elif stats.exists():
+        raise PgkitError(stats, "not written by `pgtrain fit` (no options.json beside it), and a new "
+                                "run would replace it; choose another -o")
 
 
 def data_identity(shards) -> dict:

@@ -175,3 +175,14 @@ def test_cli_reports_and_says_up_to_date(photos, tmp_path):
     assert res.exit_code == 0 and "up to date" in res.output
     res = runner.invoke(main, ["ingest", str(photos), "-o", str(tmp_path / "r2"), "--size", "huge"])
     assert res.exit_code == 1 and "N or HxW" in res.output
+
+
+def test_stale_removal_touches_only_images_ingest_wrote(tmp_path):
+    from pgprep.ingest import RECORDS, _remove_stale
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "old.jpg").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / RECORDS).write_text("image\nimg/old.jpg\nnotes.txt\n")
+    assert _remove_stale(tmp_path, keep=set()) == 1
+    assert not (tmp_path / "img" / "old.jpg").exists() and (tmp_path / "notes.txt").read_text() == "mine"

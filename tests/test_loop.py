@@ -626,3 +626,20 @@ def test_every_stage2_preset_trains_resumes_exactly_and_evaluates(shards_dir, tm
     assert report["preset"] == preset and report["model_row"] == "stage2"
     s2 = report["rows"]["stage2"]
     assert 0 < s2["ssim_pg2"] < 1 and s2["sharpness"] > 0
+
+
+@pytest.mark.parametrize("name", ["stats.jsonl", "options.json"])
+def test_a_new_run_never_replaces_files_fit_did_not_write(tmp_path, name):
+    from pgprep.errors import PgkitError
+
+    run = tmp_path / "mine"
+    run.mkdir()
+    (run / name).write_text('{"my": "notes"}\n')
+    with pytest.raises(PgkitError, match="not written by `pgtrain fit`"):
+        fit(ToyPairs(8), run, "g1", **dict(TINY, steps1=1))
+    assert (run / name).read_text() == '{"my": "notes"}\n'
+    # a killed fit's own files are replaced by the new run as before
+    fit(ToyPairs(8), tmp_path / "b", "g1", **dict(TINY, steps1=1))
+    (tmp_path / "b" / "checkpoints" / "last.pt").unlink()
+    fit(ToyPairs(8), tmp_path / "b", "g1", **dict(TINY, steps1=1))
+    assert len(read_stats(tmp_path / "b")) == 1

@@ -414,3 +414,11 @@ def test_a_stale_mask_found_in_a_worker_process_is_reported_with_its_file(tmp_pa
     with pytest.raises(PgkitError, match="made from other keypoints") as err:
         run_pack(work, tmp_path / "s", jobs=2, max_pairs=4)  # loky workers: the error crosses a pickle
     assert err.value.path == str(mask_path(work, images["image"][4]))
+
+
+def test_temp_names_are_recognised_only_for_pack_outputs():
+    from pgprep.pack import _is_our_temp
+
+    assert _is_our_temp(".train-00001.h5.k3j_x9q2.tmp") and _is_our_temp(".index.json.abcdefgh.tmp")
+    assert not _is_our_temp(".weights-00001.h5.abcdefgh.tmp")
+    assert not _is_our_temp(".train-00001.h5.Short.tmp") and not _is_our_temp("train-00001.h5.abcdefgh.tmp")
