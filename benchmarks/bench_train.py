@@ -86,7 +86,7 @@ def measure_one(cfg: dict) -> dict:
     b = _batch(cfg["size"], cfg["batch"], "cpu")
     step = _step_fn(tr, cfg["preset"], b)
     if cfg.get("compile"):
-        tr.g1_t = torch.compile(tr.g1)
+        tr.compile()
     t0 = time.perf_counter()
     if cfg.get("warmup", True):
         step()

@@ -279,7 +279,7 @@ def measure_preset(t: Table, cfg: Config, data: Batches, preset: str, batch: int
     n = cfg.steps1 if stage == 1 else cfg.steps2
     dt = _time(step, n, cfg.warmup, dev)
     times[(preset, batch, stage)] = dt
-    pairs = batch * (1 if stage == 1 else o.critic_steps)
+    pairs = batch * o.batches_per_step(stage)
     tag = f"{preset} b{batch}"
     what = "Stage-1 step" if stage == 1 else f"Stage-2 step ({o.critic_steps} D + 1 G2)"
     amp = "bf16 autocast" if tr.amp else "fp32"

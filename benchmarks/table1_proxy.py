@@ -33,19 +33,9 @@ STAGE2 = ("pg2", "triplet", "wgan-triplet", "pg2-official", "triplet-pose")
 
 
 def prepare_data(out: Path, items: int, size: int, seed: int) -> Path:
-    from pgprep.filter import run_filter
-    from pgprep.masks import run_masks
-    from pgprep.pack import run_pack
-    from pgprep.pairs import run_pairs
-    from pgprep.synth import synthesize
+    from pgtrain.demo import prepare_data as demo_data
 
-    root, work, shards = out / "synth", out / "work", out / "shards"
-    synthesize(root, items=items, seed=seed, size=size, jobs=1)
-    run_filter(root, root / "pose" / "openpose", work)
-    run_pairs(work, seed=seed)
-    run_masks(work, jobs=1, scale=True)
-    run_pack(work, shards, layout="compact", jobs=1)
-    return shards
+    return demo_data(out / "synth", out / "work", out / "shards", items=items, size=size, seed=seed, jobs=1)
 
 
 def fid_of_rows(runs: dict[str, Path], shards: Path, limit: int, real_limit: int) -> dict[str, float]:

@@ -89,7 +89,8 @@ class PairDataset(Dataset):
         self.readers = [shard_format.ShardReader(self.root / e["file"], e, self.index) for e in entries]
         full = check == "sha256" or (check == "auto" and sum(e.get("bytes", 0) for e in entries) <= FULL_HASH_LIMIT)
         for e, r in zip(entries, self.readers, strict=True):
-            shard_format.check_shard_file(r.path, e, full=full)
+            if full:  # opening (r.f) does the quick check (size, digest) itself
+                shard_format.check_shard_file(r.path, e, full=True)
             r.f  # noqa: B018 - opening checks size, quick digest, attributes and shapes
             r.close()  # workers open their own handle
         self._starts = np.cumsum([0] + [int(e["pairs"]) for e in entries]).tolist()

@@ -39,13 +39,27 @@ def _say(msg: str) -> None:
     click.echo(msg, err=True)
 
 
-def run_demo(out: str | Path, size: DemoSize = DemoSize(), jobs: int | None = None) -> dict:
-    """Run every stage into OUT; returns a summary with the paths and the test-split SSIMs."""
+def prepare_data(root: Path, work: Path, shards: Path, *, items: int, size: int, seed: int,
+                 jobs: int | None = None, stage=None) -> Path:
+    """synth -> filter -> pairs -> masks -> pack into root, work, shards (the demo's data; also
+    benchmarks/table1_proxy.py). `stage(name, fn, *args, **kw)` wraps each call (timings)."""
     from pgprep.filter import run_filter
     from pgprep.masks import run_masks
     from pgprep.pack import run_pack
     from pgprep.pairs import run_pairs
     from pgprep.synth import synthesize
+
+    stage = stage or (lambda _name, fn, *a, **kw: fn(*a, **kw))
+    stage("synth", synthesize, root, items=items, seed=seed, size=size, jobs=jobs)
+    stage("filter", run_filter, root, root / "pose" / "openpose", work)
+    stage("pairs", run_pairs, work, seed=seed)
+    stage("masks", run_masks, work, jobs=jobs, scale=True)
+    stage("pack", run_pack, work, shards, layout="compact", jobs=jobs)
+    return shards
+
+
+def run_demo(out: str | Path, size: DemoSize = DemoSize(), jobs: int | None = None) -> dict:
+    """Run every stage into OUT; returns a summary with the paths and the test-split SSIMs."""
     from pgtrain.evaluate import evaluate
     from pgtrain.figures import make_figures
     from pgtrain.loop import fit
@@ -62,11 +76,7 @@ def run_demo(out: str | Path, size: DemoSize = DemoSize(), jobs: int | None = No
         timings[name] = round(time.perf_counter() - t0, 1)
         return result
 
-    stage("synth", synthesize, root, items=size.items, seed=size.seed, size=size.size, jobs=jobs)
-    stage("filter", run_filter, root, root / "pose" / "openpose", work)
-    stage("pairs", run_pairs, work, seed=size.seed)
-    stage("masks", run_masks, work, jobs=jobs, scale=True)
-    stage("pack", run_pack, work, shards, layout="compact", jobs=jobs)
+    prepare_data(root, work, shards, items=size.items, size=size.size, seed=size.seed, jobs=jobs, stage=stage)
     stage("fit", fit, shards, run, preset=size.preset, tiny=True, channels=size.channels,
           batch_size=size.batch_size, steps1=size.steps1, steps2=size.steps2, lr=size.lr, lr2=size.lr2,
           seed=size.seed, resume=True)

@@ -59,7 +59,7 @@ def pick_device(name: str = "auto") -> torch.device:
     return dev
 
 
-def choose_data_path(name: str, device: torch.device, shards) -> str:
+def choose_data_path(name: str, shards) -> str:
     """"raw" (uint8 bytes through the loader, pose maps and normalising on `device`) or
     "float" (float32 items made in the loader). "auto" is raw everywhere: on a GPU it moves
     16x fewer bytes and leaves the maps to the device; on CPU it measured faster too
@@ -273,10 +273,18 @@ class Trainer:
         real, *fakes = scores.split(fake.shape[0])
         return real, fakes
 
-    def d_step(self, b: dict, g1_out: torch.Tensor) -> dict[str, torch.Tensor]:
+    def g2_output(self, b: dict, g1_out: torch.Tensor) -> torch.Tensor:
+        """G2's output for batch b, with gradients (the G step backpropagates through it)."""
+        with self.autocast():
+            return self.g2_t(g1_out, b["condition"])
+
+    def d_step(self, b: dict, g1_out: torch.Tensor, fake: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One D step; `fake` is G2's output for b if the caller has it already (not updated here)."""
         self.d.train()
-        with torch.no_grad(), self.autocast():
-            fake = self.g2(g1_out, b["condition"]).float()
+        if fake is None:
+            with torch.no_grad(), self.autocast():
+                fake = self.g2(g1_out, b["condition"])
+        fake = fake.detach().float()
         with self.autocast():
             real, fakes = self.d_scores(self.d_t, b, fake)
         loss = losses.discriminator_loss(self.o.adversarial, real, fakes)
@@ -292,14 +300,16 @@ class Trainer:
             losses.clip_weights(self.d, self.o.clip)
         return out
 
-    def g_step(self, b: dict, g1_out: torch.Tensor) -> dict[str, torch.Tensor]:
+    def g_step(self, b: dict, g1_out: torch.Tensor, fake: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """G2 minimises adv_weight * adversarial + l1_weight * (L1 + masked L1). The
         adversarial term scores G2's output ("g2"), or every fake set ("fakes": trainer256.py
-        takes the mean over [G2, I_A], whose I_A half reaches G2 only through batch norm)."""
+        takes the mean over [G2, I_A], whose I_A half reaches G2 only through batch norm).
+        `fake` = g2_output(b, g1_out) if the caller computed it already."""
         self.d.requires_grad_(False)  # D's gradient reaches G2, D itself is not updated
         try:
+            if fake is None:
+                fake = self.g2_output(b, g1_out)
             with self.autocast():
-                fake = self.g2_t(g1_out, b["condition"])
                 _, fakes = self.d_scores(self.d, b, fake)
             scored = fakes[0] if self.o.g_adversarial_on == "g2" else torch.cat(fakes)
             adv = losses.generator_loss(self.o.adversarial, scored)
@@ -319,12 +329,14 @@ class Trainer:
         if self.o.g_step_first:
             b = self.to_device(next_batch())
             out.update(self.g_step(b, self.g1_output(b)))
-        for _ in range(self.o.critic_steps):
+        for i in range(self.o.critic_steps):
             b = self.to_device(next_batch())
             g1_out = self.g1_output(b)
-            out.update(self.d_step(b, g1_out))
+            # the G step reuses the last D batch: run G2 on it once, with gradients, for both
+            fake = self.g2_output(b, g1_out) if i == self.o.critic_steps - 1 and not self.o.g_step_first else None
+            out.update(self.d_step(b, g1_out, fake))
         if not self.o.g_step_first:
-            out.update(self.g_step(b, g1_out))
+            out.update(self.g_step(b, g1_out, fake))
         return out
 
     # -- state
@@ -458,7 +470,7 @@ def _fit(shards, run: Path, preset: str | None = None, *, tiny: bool = False, re
     device = pick_device(opts.device)
     info = dist.init(device)
     device = dist.local_device(device, info)
-    data_path = choose_data_path(opts.data_path, device, shards)
+    data_path = choose_data_path(opts.data_path, shards)
     train_ds = open_split(shards, "train", raw=data_path == "raw")
     sample_ds = test_data if test_data is not None else (open_split(shards, "test") or train_ds)
     size = image_size_of(train_ds)
@@ -560,7 +572,7 @@ def _fit(shards, run: Path, preset: str | None = None, *, tiny: bool = False, re
                 if step % opts.log_every == 0 or step == total:
                     dt = time.perf_counter() - t0
                     values = dist.mean_over_ranks(values, info, device)
-                    pairs = since * opts.batch_size * (1 if stage == 1 else opts.critic_steps)
+                    pairs = since * opts.batch_size * opts.batches_per_step(stage)
                     last = {"step": step, "stage": stage, "global_step": offset + step, **values,
                             "samples_per_s": round(pairs / max(dt, 1e-9), 2)}
                     stats.write(last)

@@ -68,6 +68,11 @@ class Options:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def batches_per_step(self, stage: int) -> int:
+        """Batches one step of `stage` draws: 1 in Stage 1; in Stage 2 one per D step, plus
+        one for the G2 step when it comes first on its own batch (pg2-official)."""
+        return 1 if stage == 1 else self.critic_steps + int(self.g_step_first)
+
     @property
     def stages(self) -> tuple[int, ...]:
         if self.discriminator is None:

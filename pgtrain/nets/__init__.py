@@ -12,20 +12,16 @@ from pgtrain.nets.g2 import G2
 
 __all__ = ["G1", "G2", "DCGANDiscriminator", "D_INPUTS", "build"]
 
-# discriminator kind -> channels of what D classifies (see discriminators.py)
+# presets.Options.discriminator -> channels of what D classifies (see discriminators.py)
 D_INPUTS = {
-    "image": 3,          # released PG² D and the seed's triplet classifier: one image
+    "triplet": 3,        # released PG² D and the seed's triplet classifier: one image
     "pair": 6,           # the seed's pair D: (I_A, X)
-    "pose-image": 21,    # pgkit extension: (X, P_B)
+    "triplet-pose": 21,  # pgkit extension: (X, P_B)
 }
 
 
 def _get(options, key, default=None):
     return options.get(key, default) if isinstance(options, dict) else getattr(options, key, default)
-
-
-def d_input_kind(discriminator: str) -> str:
-    return {"pair": "pair", "triplet": "image", "triplet-pose": "pose-image"}[discriminator]
 
 
 def build(kind: str, options):
@@ -39,7 +35,7 @@ def build(kind: str, options):
     if kind == "d":
         dch = _get(options, "d_channels") or max(1, ch // 2)
         disc = _get(options, "discriminator")
-        if disc not in ("pair", "triplet", "triplet-pose"):
+        if disc not in D_INPUTS:
             raise ValueError(f"no discriminator {disc!r}")
-        return DCGANDiscriminator(D_INPUTS[d_input_kind(disc)], size, dch, norm=_get(options, "d_norm", "batch"))
+        return DCGANDiscriminator(D_INPUTS[disc], size, dch, norm=_get(options, "d_norm", "batch"))
     raise ValueError(f"unknown network {kind!r}")
