@@ -8,10 +8,10 @@ from pgprep import __version__
 from pgprep.cliutil import LazyGroup, debug_option
 
 COMMANDS = {
-    "synth": ("pgprep.synth.cli:command", "Render a DeepFashion-shaped synthetic set of people."),
+    "synth": ("pgprep.synth.cli:command", "Render a synthetic DeepFashion- or Market-1501-shaped set of people."),
     "ingest": ("pgprep.ingest:command", "Any folder of photos -> a DeepFashion-shaped tree (resize + pad)."),
     "pose": ("pgprep.estimate:command", "Run a pose estimator (BlazePose) -> OpenPose JSON."),
-    "filter": ("pgprep.filter:command", "Ingest keypoints; keep single, complete persons."),
+    "filter": ("pgprep.filter:command", "Ingest keypoints; keep single, complete persons (DeepFashion or Market-1501 ROOT)."),
     "pairs": ("pgprep.pairs:command", "Cross-pose pairs per item, L/R-correct flips, splits."),
     "masks": ("pgprep.masks:command", "PG² morphological body masks from keypoints."),
     "preview": ("pgprep.preview:command", "Contact sheet of sampled pairs with overlays."),
@@ -35,6 +35,13 @@ def main():
     pgprep pairs data/work                              # cross-pose pairs, flips, splits
     pgprep masks data/work                              # PG² body masks
     pgprep pack  data/work -o data/shards               # compact HDF5 shards + index.json
+
+    \b
+    Market-1501: point filter at the unpacked release (bounding_box_train/, bounding_box_test/,
+    query/; detected) and the rest is the same (docs/market.md):
+    pgprep synth data/market --kind market --items 100      # or the real release
+    pgprep filter data/market --poses data/market/pose/openpose -o data/mwork
+    pgprep pairs data/mwork --rule pg2-market               # or patn; masks/pack as above
 
     Every stage skips work it finds done, and errors name the file at fault
     (add --debug for a traceback).

@@ -343,9 +343,21 @@ def _estimate_chunk(items: list[tuple[str, str]], opts: tuple) -> list[tuple[str
     return out
 
 
+def image_dir(root: Path) -> Path:
+    """ROOT/img, or ROOT itself for a Market-1501 release (its folders are the tree to mirror)."""
+    from pgprep import market
+
+    return root if not (root / "img").is_dir() and market.is_market_root(root) else root / "img"
+
+
 def list_images(root: Path) -> list[str]:
-    """Image paths relative to ROOT/img, sorted (the tree to mirror)."""
-    img = root / "img"
+    """Image paths relative to ROOT/img (Market-1501: to ROOT, below its three folders), sorted."""
+    from pgprep import market
+
+    img = image_dir(root)
+    if img == root:
+        return sorted(f"{d}/{p.name}" for d in market.FOLDERS if (root / d).is_dir()
+                      for p in (root / d).iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
     if not img.is_dir():
         raise PgkitError(root, "not a DeepFashion-style tree: expected ROOT/img/<MEN|WOMEN>/<Category>/"
                                "id_XXXXXXXX/*.jpg")
@@ -369,7 +381,7 @@ def estimate_poses(root, out, estimator: str = "mediapipe", jobs: int | None = N
     images = list_images(root)
     if limit is not None:
         images = images[:limit]
-    todo = [(str(root / "img" / rel), str(out / formats.openpose_json_name(rel))) for rel in images]
+    todo = [(str(image_dir(root) / rel), str(out / formats.openpose_json_name(rel))) for rel in images]
     todo = [t for t in todo if not os.path.exists(t[1])]
     counts = {"images": len(images), "skipped": len(images) - len(todo), "done": 0, "failed": 0,
               "people": 0, "with_person": 0, "errors": {}}

@@ -32,18 +32,19 @@ import collections
 import functools
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path, PurePosixPath
 
 import click
 import numpy as np
 import pandas as pd
 
-from pgprep import atomic, deepfashion, formats, imageio, skeleton
+from pgprep import atomic, deepfashion, formats, geometry, imageio, market, skeleton
 from pgprep.errors import PgkitError
 from pgprep.parallel import default_jobs, run_jobs
 
 STAGE = "filter"
+UNMAPPED_LIST_NAMES = "unmapped-list-names.csv"  # --split-lists names that map to no image
 INGEST_RECORDS = "ingest.csv"  # pgprep ingest's per-image transform: where the photo lies in its padding
 PARALLEL_FROM = 5000  # images; fewer are judged in-process unless --jobs is given
 
@@ -94,7 +95,8 @@ def image_header_size(data: bytes) -> tuple[int, int] | None:
 
 def check_image(path: str | os.PathLike, decode: bool = False) -> tuple[int, int]:
     """(width, height) of a usable image, upright (EXIF orientation applied); PgkitError if
-    empty, truncated, too large, or not a JPEG/PNG/WebP (the policy of `pgprep.imageio`).
+    empty, truncated, too large, or not a JPEG/PNG/WebP (the policy of `pgprep.imageio`);
+    also, before anything is read, a device, FIFO or folder, or a file over the byte limit.
 
     Without `decode`, reads the header and checks that the image data ends (end-of-image
     marker, IEND, RIFF size), which catches empty, truncated and non-image files at a
@@ -223,7 +225,7 @@ def _assess(task: dict, th: Thresholds, decode: bool) -> dict:
     """One image: existence, image check, pose read (OpenPose files), judgement."""
     rec = {"image": task["image"], "split": task["split"], "item_id": task["item_id"]}
     path = task["path"]
-    if not os.path.isfile(path):
+    if not os.path.exists(path):  # a device, FIFO or folder is there: `check_image` says what it is
         rec["reason"] = "missing-image: listed in the partition but not on disk"
         return rec
     try:
@@ -248,11 +250,45 @@ def _assess(task: dict, th: Thresholds, decode: bool) -> dict:
             rec["reason"] = f"{code}: {os.path.basename(jpath)}: {exc.reason}"
             return rec
     rec["kind"] = kind
-    kp, n, reason = judge(people, w, h, th, persons, task.get("content"))
+    jw, content = w, task.get("content")
+    if task.get("crop"):
+        try:
+            crop = geometry.Crop.centre((h, w), task["crop"])
+        except PgkitError as exc:
+            rec["reason"] = f"crop: {exc.reason}"
+            return rec
+        jw = crop.width
+        if not task.get("in_crop"):
+            people, rec["crop_dropped"] = _into_crop(people, crop, w, th.frame_margin)
+        if content is not None:
+            content = (min(max(content[0] - crop.x0, 0.0), jw), content[1],
+                       min(max(content[2] - crop.x0, 0.0), jw), content[3])
+    if task.get("relaxed"):  # --keep-listed: the lists already chose the images
+        th = replace(th, require=(), min_joints=0, max_shoulder_frac=float("inf"), min_height_frac=0.0)
+    kp, n, reason = judge(people, jw, h, th, persons, content)
     rec["persons"], rec["kp"] = n, kp
     if reason:
         rec["reason"] = reason
     return rec
+
+
+def _into_crop(people: list[np.ndarray], crop: geometry.Crop, width: int, margin: float,
+               ) -> tuple[list[np.ndarray], int]:
+    """Keypoints of the full image moved into `crop` (`geometry.Crop.keypoints`): joints outside
+    the crop's columns become missing and are counted; joints outside the full image by more
+    than `margin` are kept (shifted) so that `judge` rejects the image as out-of-frame."""
+    out, dropped = [], 0
+    for p in people:
+        q = np.array(p, np.float32, copy=True)
+        ok = (q[:, 2] > 0) & np.isfinite(q[:, :2]).all(axis=1)
+        off = ok & ((q[:, 0] < -margin) | (q[:, 0] > width - 1 + margin))
+        inside = ok & ~off
+        q[inside, :2] = np.maximum(q[inside, :2], 0.0)  # within the margin: onto the edge, as judge does
+        kp, n = crop.keypoints(np.where(off[:, None], np.float32([-1, -1, 0]), q))
+        kp[off] = q[off] - np.float32([crop.x0, 0, 0])
+        out.append(kp)
+        dropped += n
+    return out, dropped
 
 
 def _assess_chunk(tasks: list[dict], th: Thresholds, decode: bool) -> list[dict]:
@@ -288,7 +324,7 @@ def _named_lookup(names: dict, images: list[str]) -> tuple[dict[str, str], set[s
     """Map partition image -> key in `names` (raw, without img/, or PATN-flattened)."""
     found, used = {}, set()
     for image in images:
-        candidates = [image, _below_img(image)]
+        candidates = [image, _below_img(image), *market.pose_keys(image)]
         try:
             candidates.append(deepfashion.flatten_name(image))
         except ValueError:
@@ -309,8 +345,11 @@ def _source_files(src: Path, kind: str) -> list[Path]:
 
 # ---------------------------------------------------------------- the stage
 
-def _partition_rows(root: Path) -> tuple[pd.DataFrame, list[dict]]:
-    """Partition rows (image, item_id, split, line) and rejects for malformed/unsafe/duplicate rows."""
+def _partition_rows(root: Path, optional: bool = False) -> tuple[pd.DataFrame, list[dict]]:
+    """Partition rows (image, item_id, split, line) and rejects for malformed/unsafe/duplicate rows.
+    `optional` (PATN's lists set the split): a missing partition file gives no rows."""
+    if optional and not (root / deepfashion.PARTITION).is_file():
+        return pd.DataFrame(columns=["image", "item_id", "status", "line", "split"]), []
     frame = deepfashion.read_partition(root)
     lines = (root / deepfashion.PARTITION).read_text(encoding="utf-8", errors="replace").splitlines()
     rejects = []
@@ -334,9 +373,49 @@ def _partition_rows(root: Path) -> tuple[pd.DataFrame, list[dict]]:
     return frame.loc[keep].reset_index(drop=True), rejects
 
 
+def _apply_split_lists(root: Path, part: pd.DataFrame, rejects: list[dict], lists: list[Path],
+                       ) -> tuple[pd.DataFrame, list[dict], dict]:
+    """PATN's train.lst / test.lst set the split (`deepfashion.map_split_lists`): the rows of
+    listed images with their split from the lists, listed images the partition lacks added
+    (item id from the path), partition images in neither list rejected as `not-listed`.
+    Returns (rows, rejects, {"unmapped": rows for unmapped-list-names.csv, "counts": ...})."""
+    split_of, unmapped, counts = deepfashion.map_split_lists(dict(zip(("train", "test"), lists, strict=True)),
+                                                             part["image"], root)
+    rejects = list(rejects)
+    known = set(part["image"])
+    for r in part.loc[~part["image"].isin(split_of)].itertuples():
+        rejects.append({"image": r.image, "split": "", "reason": f"not-listed: in neither {lists[0].name} "
+                                                                 f"nor {lists[1].name} (--split-lists set the split)"})
+    rows = part.loc[part["image"].isin(split_of)].copy()
+    extra = [i for i in split_of if i not in known]
+    if extra:
+        rows = pd.concat([rows, pd.DataFrame({
+            "image": extra, "item_id": [_item_of_path(i) for i in extra], "status": "listed", "line": 0})],
+            ignore_index=True)
+    rows["split"] = rows["image"].map(split_of)
+    counts["not_listed"] = int(len(part) - (part["image"].isin(split_of)).sum())
+    counts["not_in_partition"] = len(extra)
+    return rows.reset_index(drop=True), rejects, {"unmapped": unmapped, "counts": counts}
+
+
+def _two_lists(value: str | None) -> str | None:
+    """--split-lists: exactly two comma-separated files (else a usage error, exit 2)."""
+    if value is not None and len([p for p in value.split(",") if p.strip()]) != 2:
+        raise click.BadParameter(f"two files, TRAIN.lst,TEST.lst (PATN's train.lst,test.lst); got {value!r}")
+    return value
+
+
+def _item_of_path(image: str) -> str:
+    try:
+        return deepfashion.item_id_of(image)
+    except ValueError:
+        return PurePosixPath(image).parent.name  # the folder of the item, whatever it is called
+
+
 def run_filter(root, poses, work, *, crop176: bool = False, x_offset: float | None = None,
                check: str = "header", jobs: int | None = None, force: bool = False,
-               **thresholds) -> dict:
+               dataset: str = "auto", split_lists=None, crop: int | None = None,
+               poses_in_crop: bool = False, keep_listed: bool = False, **thresholds) -> dict:
     """Ingest keypoints from `poses`, write WORK/images.csv, rejects.csv, work.json.
 
     Thresholds: the fields of `Thresholds` (min_score, person_min_joints, min_joints, require,
@@ -344,8 +423,27 @@ def run_filter(root, poses, work, *, crop176: bool = False, x_offset: float | No
     `x_offset`: PATN CSV x values refer to 256x176 centre crops, add 40 (or `x_offset`). `check`: "header" (cheap) or
     "decode" (decode every image). Returns counts (`kept`, `rejected`, by reason and split,
     `skipped=True` when the outputs were already up to date).
+
+    PATN's benchmark (docs/benchmark.md): `split_lists` = (train.lst, test.lst) sets the split
+    instead of the partition file (`_apply_split_lists`); with `keep_listed` the listed images
+    skip the completeness, close-up and small-skeleton rules. `crop` = W centre-crops every
+    image to W columns (`geometry.Crop`; 176 for PATN's 256x176): keypoints move into the crop
+    (unless `poses_in_crop`: SRC already refers to the crop, as PATN's annotation CSVs do), the
+    judgement, images.csv, `image_size` and every later stage use the crop (work.json `crop`).
     """
     root, src, work = Path(root), Path(poses), Path(work)
+    if poses_in_crop and not crop:
+        raise PgkitError(None, "poses_in_crop (--poses-in-crop) needs a crop (--crop W)")
+    if keep_listed and not split_lists:
+        raise PgkitError(None, "keep_listed (--keep-listed) needs the lists (--split-lists TRAIN,TEST)")
+    if split_lists:
+        parts = str(split_lists).split(",") if isinstance(split_lists, (str, os.PathLike)) else list(split_lists)
+        split_lists = [Path(p) for p in parts if str(p).strip()]
+        if len(split_lists) != 2:
+            raise PgkitError(None, f"--split-lists takes two files, TRAIN.lst,TEST.lst; got {len(split_lists)}")
+    dataset = market.detect_dataset(root, dataset)  # Market-1501: ROOT has bounding_box_train/ (pgprep.market)
+    if dataset == market.DATASET:
+        thresholds = {**market.THRESHOLDS, **thresholds}
     unknown = set(thresholds) - {f.name for f in fields(Thresholds)}
     if unknown:
         raise TypeError(f"unknown filter threshold(s): {', '.join(sorted(unknown))}")
@@ -360,10 +458,17 @@ def run_filter(root, poses, work, *, crop176: bool = False, x_offset: float | No
     th = Thresholds(**thresholds)
     if check not in ("header", "decode"):
         raise PgkitError(None, f"check must be 'header' or 'decode', got {check!r}")
-    if not (root / "img").is_dir():
+    if dataset == market.DATASET:
+        part, rejects = market.read_release(root)
+    elif not (root / "img").is_dir():
         raise PgkitError(root, "not a DeepFashion-style tree: expected ROOT/img/<MEN|WOMEN>/<Category>/"
-                               f"id_XXXXXXXX/*.jpg and ROOT/{deepfashion.PARTITION}")
-    part, rejects = _partition_rows(root)  # raises if the partition is missing/unusable
+                               f"id_XXXXXXXX/*.jpg and ROOT/{deepfashion.PARTITION} (or a Market-1501 "
+                               "release: ROOT/bounding_box_train/, bounding_box_test/, query/)")
+    else:
+        part, rejects = _partition_rows(root, optional=bool(split_lists))  # raises if missing/unusable
+    listed = None
+    if split_lists:
+        part, rejects, listed = _apply_split_lists(root, part, rejects, split_lists)
     kind = detect_source(src)
     offset = float(x_offset if x_offset is not None else (40.0 if crop176 else 0.0))
 
@@ -371,9 +476,15 @@ def run_filter(root, poses, work, *, crop176: bool = False, x_offset: float | No
     files = [root / deepfashion.PARTITION, *(root / i for i in images), *_source_files(src, kind),
              root / INGEST_RECORDS]
     options = {"poses": str(src.resolve()), "kind": kind, "offset": offset, "check": check,
-               **asdict(th)}
+               "dataset": dataset, **asdict(th)}
+    if split_lists or crop:  # (absent otherwise: earlier WORK directories stay up to date)
+        files += [Path(p) for p in split_lists or ()]
+        options.update(split_lists=[atomic.canonical_path(p) for p in split_lists or ()], crop=crop,
+                       poses_in_crop=bool(poses_in_crop), keep_listed=bool(keep_listed))
     fp = atomic.fingerprint(files, options)
     outputs = [work / "images.csv", work / "rejects.csv", work / "work.json"]
+    if split_lists:
+        outputs.append(work / UNMAPPED_LIST_NAMES)
     if not force and atomic.is_up_to_date(work, STAGE, fp, outputs):
         info = json.loads((work / "work.json").read_text())
         return {**info.get("counts", {}), "skipped": True}
@@ -384,7 +495,8 @@ def run_filter(root, poses, work, *, crop176: bool = False, x_offset: float | No
     if kind == "openpose":
         for r in part.itertuples():
             names = dict.fromkeys([formats.openpose_json_name(_below_img(r.image)),
-                                   formats.openpose_json_name(r.image)])
+                                   formats.openpose_json_name(r.image),
+                                   *map(formats.openpose_json_name, market.pose_keys(r.image))])
             tasks.append({"json": [str(src / n) for n in names]})
     else:
         if kind == "patn":
@@ -414,6 +526,8 @@ def run_filter(root, poses, work, *, crop176: bool = False, x_offset: float | No
                 tasks.append({"people": people, "persons": n})
     for t, r in zip(tasks, part.itertuples(), strict=True):
         t.update(image=r.image, item_id=r.item_id, split=r.split, path=str(root / r.image))
+        if crop or keep_listed:
+            t.update(crop=crop, in_crop=bool(poses_in_crop), relaxed=bool(keep_listed))
     boxes = content_boxes(root)
     for t in tasks:
         if t["image"] in boxes:
@@ -430,7 +544,7 @@ def run_filter(root, poses, work, *, crop176: bool = False, x_offset: float | No
             rejects.append({"image": rec["image"], "split": rec["split"], "reason": rec["reason"]})
             continue
         kept_rows.append({"image": rec["image"], "item_id": rec["item_id"], "split": rec["split"],
-                          "status": "kept", "width": rec["width"], "height": rec["height"],
+                          "status": "kept", "width": crop or rec["width"], "height": rec["height"],
                           "persons": rec["persons"], **skeleton.to_columns(rec["kp"])})
     if not kept_rows:
         top = collections.Counter(r["reason"].split(":")[0] for r in rejects).most_common(3)
@@ -443,16 +557,31 @@ def run_filter(root, poses, work, *, crop176: bool = False, x_offset: float | No
     (h, w), _ = sizes.most_common(1)[0]
     counts = summarise(kept, rej)
     source_kind = f"openpose {'+'.join(sorted(kinds))}" if kind == "openpose" else kind
+    extra = {}
+    if crop:
+        src_size = collections.Counter((rec["height"], rec["width"]) for rec in records
+                                       if "width" in rec and not rec.get("reason")).most_common(1)[0][0]
+        extra["crop"] = geometry.Crop.centre(src_size, crop).to_json()
+        counts["crop_dropped_joints"] = int(sum(rec.get("crop_dropped", 0) for rec in records
+                                                if not rec.get("reason")))
+    if listed is not None:
+        extra.update(split_source="lists", split_lists=listed["counts"])
+        counts["split_lists"] = {**listed["counts"], "unmapped_csv": os.fspath(work / UNMAPPED_LIST_NAMES)}
     work.mkdir(parents=True, exist_ok=True)
     atomic.clear_stamp(work, STAGE)  # a run killed between the files below must not look done
+    if listed is not None:
+        atomic.write_csv_atomic(work / UNMAPPED_LIST_NAMES,
+                                pd.DataFrame(listed["unmapped"], columns=deepfashion.UNMAPPED_COLUMNS))
+    else:
+        (work / UNMAPPED_LIST_NAMES).unlink(missing_ok=True)  # of an earlier run with lists
     atomic.write_csv_atomic(work / "images.csv", kept)
     atomic.write_csv_atomic(work / "rejects.csv", rej)
     atomic.write_json_atomic(work / "work.json", {
-        "root": str(root.resolve()), "image_size": [int(h), int(w)], "poses": str(src.resolve()),
+        "root": str(root.resolve()), "dataset": dataset, "image_size": [int(h), int(w)], "poses": str(src.resolve()),
         "poses_format": source_kind, "x_offset": offset, "check": check,
         "thresholds": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(th).items()},
         "image_sizes": {f"{a}x{b}": n for (a, b), n in sizes.items()},
-        "unmatched_source_errors": source_errors[:20], "counts": counts})
+        "unmatched_source_errors": source_errors[:20], "counts": counts, **extra})
     atomic.mark_done(work, STAGE, fp, kept=len(kept), rejected=len(rej))
     return {**counts, "skipped": False}
 
@@ -530,8 +659,24 @@ def summary_rows(counts: dict) -> list[list]:
               help="Keypoints: OpenPose JSON directory, PATN annotation CSV or pose pickle.")
 @click.option("-o", "--out", "work", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="WORK directory to write images.csv, rejects.csv, work.json.")
-@click.option("--crop176", is_flag=True, help="PATN/pickle x values refer to 256x176 crops: add 40.")
+@click.option("--crop176", is_flag=True,
+              help="PATN/pickle x values refer to 256x176 crops: add 40 (keypoints only, images stay "
+                   "256 wide; to train at 256x176 use --crop 176 --poses-in-crop).")
 @click.option("--x-offset", type=float, default=None, help="Add this to every x (overrides --crop176).")
+@click.option("--split-lists", "split_lists", default=None, metavar="TRAIN.lst,TEST.lst",
+              callback=lambda ctx, param, v: _two_lists(v),
+              help="PATN's train.lst,test.lst set the split instead of the partition file; names "
+                   "flattened or img/...; unmapped names -> WORK/unmapped-list-names.csv; images in "
+                   "neither list are rejected as not-listed.")
+@click.option("--keep-listed", is_flag=True,
+              help="With --split-lists: keep every listed image that reads and has one person's "
+                   "keypoints (no completeness, close-up or small-skeleton rule).")
+@click.option("--crop", "crop", type=click.IntRange(min=1), default=None, metavar="W",
+              help="Centre-crop every image to W columns for all later stages (176: PATN's 256x176, "
+                   "columns 40..215, x -= 40); recorded in work.json.")
+@click.option("--poses-in-crop", is_flag=True,
+              help="With --crop: SRC's keypoints already refer to the crop (PATN's "
+                   "fasion-resize-annotation-*.csv).")
 @click.option("--min-score", type=float, default=Thresholds.min_score, show_default=True,
               help="A joint counts as present at this score or above.")
 @click.option("--person-min-joints", type=int, default=Thresholds.person_min_joints, show_default=True,
@@ -556,10 +701,13 @@ def summary_rows(counts: dict) -> list[list]:
               help="Image check: header + end marker (fast) or a full decode.")
 @click.option("--jobs", type=int, default=None,
               help=f"Worker processes (default: all cores from {PARALLEL_FROM} images on, else 1).")
+@click.option("--dataset", type=click.Choice(["auto", "deepfashion", "market"]), default="auto", show_default=True,
+              help="ROOT's layout: DeepFashion In-shop (img/ + Eval/) or the Market-1501 release "
+                   "(bounding_box_train/, bounding_box_test/, query/); auto: by the folders ROOT has.")
 @click.option("--force", is_flag=True, help="Rerun even if the outputs are up to date.")
-def command(root, poses, work, crop176, x_offset, min_score, person_min_joints, min_joints, require,
+def command(root, poses, work, crop176, x_offset, split_lists, keep_listed, crop, poses_in_crop, min_score, person_min_joints, min_joints, require,
             max_shoulder_frac, min_height_frac, border_frac, border_min_score, frame_margin, check, jobs,
-            force):
+            dataset, force):
     """Keep images that show exactly one, complete person; say why each other was dropped.
 
     Reads ROOT/Eval/list_eval_partition.txt (train; query + gallery = test, by item),
@@ -579,6 +727,21 @@ def command(root, poses, work, crop176, x_offset, min_score, person_min_joints, 
       pgprep filter DeepFashion --poses fasion-resize-annotation-train.csv --crop176 -o work
       pgprep filter DeepFashion --poses poses/ -o work --require head,shoulders,hips
 
+    \b
+    PATN's benchmark split at 256x176 (docs/benchmark.md):
+      pgprep filter DeepFashion --poses fasion-resize-annotation.csv --crop 176 --poses-in-crop \\
+          --split-lists train.lst,test.lst --keep-listed -o work
+
+    \b
+    Market-1501 (detected when ROOT has bounding_box_train/; docs/market.md):
+      pgprep filter Market-1501-v15.09.15 --poses market-annotation-train.csv -o work
+      pgprep filter data/market --poses data/market/pose/openpose -o work   # pgprep synth --kind market
+    Identity, camera, sequence and frame come from names like 0002_c1s1_000451_03.jpg;
+    bounding_box_train is train, bounding_box_test + query test; identities -1 (junk) and
+    0000 (distractors) are rejected with that reason. OpenPose JSON may mirror the folders
+    or lie flat; PATN's market-annotation-*.csv use bare names. --max-shoulder-frac
+    defaults to 0.8 for Market (a 64-px-wide box is never a close-up).
+
     Bad inputs (missing or broken images, missing or malformed poses, NaN or out-of-frame
     keypoints, malformed partition rows, names with '..') are rejected with their reason;
     the run goes on. Exit 1 only when nothing is usable or ROOT is not a DeepFashion tree.
@@ -586,11 +749,19 @@ def command(root, poses, work, crop176, x_offset, min_score, person_min_joints, 
     """
     from pgprep.cliutil import echo_table
 
+    given = dict(min_score=min_score, person_min_joints=person_min_joints,
+                 min_joints=min_joints, require=require, max_shoulder_frac=max_shoulder_frac,
+                 min_height_frac=min_height_frac, border_frac=border_frac,
+                 border_min_score=border_min_score, frame_margin=frame_margin)
+    # thresholds left at their defaults take the dataset's (Thresholds, or market.THRESHOLDS)
+    ctx = click.get_current_context()
+    given = {k: v for k, v in given.items()
+             if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
     counts = run_filter(root, poses, work, crop176=crop176, x_offset=x_offset, check=check, jobs=jobs,
-                        force=force, min_score=min_score, person_min_joints=person_min_joints,
-                        min_joints=min_joints, require=require, max_shoulder_frac=max_shoulder_frac,
-                        min_height_frac=min_height_frac, border_frac=border_frac,
-                        border_min_score=border_min_score, frame_margin=frame_margin)
+                        force=force, dataset=dataset, split_lists=split_lists, keep_listed=keep_listed,
+                        crop=crop, poses_in_crop=poses_in_crop, **given)
+    if counts.get("split_lists"):
+        click.echo(deepfashion.list_report(counts["split_lists"], counts["by_reason"].get("kept", {})), err=True)
     if counts.get("skipped"):
         click.echo(f"filter: {work} is up to date ({counts['kept']} kept, {counts['rejected']} rejected); "
                    "nothing to do (--force to rerun)")

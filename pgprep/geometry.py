@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -69,15 +69,28 @@ def encode_png(img: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """A mask PNG -> uint8 (H, W) in {0, 1}."""
+def read_mask(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A mask PNG -> uint8 (H, W) in {0, 1}, read under the image policy (`decode_mask`)."""
+    return decode_mask(imageio.read_bytes(path, "mask"), path, size)
+
+
+def decode_mask(data: bytes, path: str | os.PathLike | None = None,
+                size: tuple[int, int] | None = None) -> np.ndarray:
+    """Mask PNG bytes -> uint8 (H, W) in {0, 1}. The header is checked before any pixel is
+    decoded: an empty or truncated file, another format, more pixels than the image limit,
+    or (with `size`, (H, W)) another size than the image's is a PgkitError naming `path`;
+    a 900 KB PNG declaring 30000x30000 costs nothing."""
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise PgkitError(path, f"cannot read mask ({exc.strerror})") from None
+        info = imageio.probe(data, path)
+    except PgkitError as exc:
+        raise PgkitError(path, f"unusable mask: {exc.reason}") from None
+    if info.format != "PNG":
+        raise PgkitError(path, f"unusable mask: a {info.format} file, not a PNG")
+    if size is not None and (info.height, info.width) != (int(size[0]), int(size[1])):
+        raise PgkitError(path, f"mask is {info.height}x{info.width} (HxW), expected {int(size[0])}x{int(size[1])}")
     m = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
-    if m is None:
-        raise PgkitError(path, "not a decodable mask PNG")
+    if m is None or m.shape != (info.height, info.width):
+        raise PgkitError(path, "unusable mask: the PNG's pixel data does not decode")
     return (m > 0).astype(np.uint8)
 
 
@@ -198,3 +211,69 @@ def body_mask(kp: np.ndarray, size: tuple[int, int], radius: float = 4, close: i
         k = np.ones((close, close), np.uint8)
         canvas = cv2.erode(cv2.dilate(canvas, k), k)  # default borders: the frame edge is neutral
     return np.ascontiguousarray(canvas[pad:pad + h, pad:pad + w])
+
+
+# ---------------------------------------------------------------- the centre crop (PATN's 256x176)
+
+@dataclass(frozen=True)
+class Crop:
+    """A centre crop to `width` columns of images of `source_size` (H, W), starting at column `x0`.
+
+    The one definition of the crop every stage uses: `pgprep filter --crop W` makes it
+    (`Crop.centre`), moves the keypoints into it (`keypoints`) and records it in work.json
+    (`to_json`); `pgprep masks` draws at its `size` (images.csv and work.json already hold it);
+    `pgprep pack` cuts the pixels (`image`) and writes shards of `size`; the trainer and the
+    evaluation read that size from index.json. PATN's benchmark crop is
+    `Crop.centre((256, 256), 176)`: columns 40..215 (x0 = 40), keypoint x -= 40.
+    """
+
+    x0: int
+    width: int
+    source_size: tuple[int, int]
+
+    @classmethod
+    def centre(cls, source_size: tuple[int, int], width: int) -> Crop:
+        h, w = int(source_size[0]), int(source_size[1])
+        if not 0 < int(width) <= w:
+            raise PgkitError(None, f"crop width {width} does not fit images of {h}x{w} (HxW); "
+                                   f"choose 1..{w}")
+        return cls((w - int(width)) // 2, int(width), (h, w))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) after the crop."""
+        return self.source_size[0], self.width
+
+    def image(self, img: np.ndarray, where: str | os.PathLike | None = None) -> np.ndarray:
+        """The crop of an (H, W, ...) image of `source_size`; PgkitError naming `where` otherwise."""
+        if tuple(img.shape[:2]) != tuple(self.source_size):
+            raise PgkitError(where, f"image is {img.shape[0]}x{img.shape[1]} (HxW), the crop is made "
+                                    f"for {self.source_size[0]}x{self.source_size[1]}")
+        return np.ascontiguousarray(img[:, self.x0:self.x0 + self.width])
+
+    def keypoints(self, kp: np.ndarray) -> tuple[np.ndarray, int]:
+        """(keypoints in the crop, joints dropped): detected joints move by x -= x0; those
+        that land outside the crop's columns [0, width - 1] become missing (-1, -1, 0), as an
+        estimator run on the cropped image would not report them. (..., 18, 3) in and out."""
+        kp = np.array(kp, np.float32, copy=True)
+        det = skeleton.present(kp)
+        kp[..., 0] = np.where(det, kp[..., 0] - self.x0, kp[..., 0])
+        out = det & ((kp[..., 0] < 0) | (kp[..., 0] > self.width - 1))
+        kp[out] = (-1.0, -1.0, 0.0)
+        return kp, int(out.sum())
+
+    def to_json(self) -> dict:
+        return {"x0": self.x0, "width": self.width, "source_size": list(self.source_size)}
+
+    @classmethod
+    def from_json(cls, doc, where: str | os.PathLike | None = None) -> Crop | None:
+        """The crop recorded in work.json (None: no crop); PgkitError naming `where` if malformed."""
+        if doc is None:
+            return None
+        try:
+            crop = cls.centre(tuple(int(v) for v in doc["source_size"]), int(doc["width"]))
+        except (KeyError, TypeError, ValueError, PgkitError):
+            raise PgkitError(where, f"malformed crop record {doc!r}; rerun `pgprep filter`") from None
+        if crop.x0 != doc.get("x0"):
+            raise PgkitError(where, f"crop record {doc!r} is not a centre crop; rerun `pgprep filter`")
+        return crop

@@ -24,13 +24,17 @@ filter (header check and `--check decode`), pose, masks, pack, preview, ingest a
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
+import stat
 import struct
+import sys
+import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
@@ -52,6 +56,7 @@ def _pillow():
 FORMATS = ("JPEG", "PNG", "WEBP")
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")  # what `pose` and `ingest` look for in a folder
 MAX_PIXELS = 50_000_000
+MAX_BYTES = 256 * 2**20  # one image or mask file; a 50 MP PNG is at most ~150 MB
 ORIENTATION_TAG = 0x0112
 NOT_AN_IMAGE = "not a JPEG, PNG or WebP image"
 
@@ -76,6 +81,7 @@ class ImageInfo:
     orientation: int = 1
     stored_width: int = 0
     stored_height: int = 0
+    alpha: bool = False  # an alpha channel or a transparent colour (composited over white)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -158,14 +164,65 @@ def probe(data: bytes, path: str | os.PathLike | None = None, *, limit: int | No
         raise PgkitError(path, problem)
     orientation = _orientation(im)
     uw, uh = (h, w) if orientation >= 5 else (w, h)  # 5..8 swap the axes
-    return ImageInfo(uw, uh, im.format, orientation, w, h)
+    alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+    return ImageInfo(uw, uh, im.format, orientation, w, h, alpha)
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
+def max_bytes() -> int:
+    """The byte limit of one image or mask file: `PGKIT_MAX_IMAGE_BYTES` if set, else `MAX_BYTES`."""
+    env = os.environ.get("PGKIT_MAX_IMAGE_BYTES")
     try:
-        return Path(path).read_bytes()
+        return int(env) if env else MAX_BYTES
+    except ValueError:
+        return MAX_BYTES
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def read_bounded(path: str | os.PathLike, limit: int, what: str = "file", env: str | None = None) -> bytes:
+    """The bytes of the regular file `path` (symlinks followed), refusing with PgkitError
+    naming it, before anything is allocated: a directory, device (`/dev/zero`), FIFO or socket,
+    and a file over `limit` bytes (a 6 GB sparse file costs one stat). A file that grows while
+    it is read is cut at `limit` + 1 bytes and refused too. `env` names the variable that
+    changes the limit, for the message. The one bounded reader of pgprep: images, masks."""
+    hint = f" ({env})" if env else ""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise PgkitError(path, f"cannot read {what}: {_file_kind(st.st_mode)}, not a regular file")
+        if st.st_size > limit:
+            raise PgkitError(path, f"{what} file is {st.st_size:,} bytes, over the limit of {limit:,}{hint}")
+        # O_NONBLOCK: a FIFO swapped in after the stat must not block the open
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with open(fd, "rb", buffering=0) as f:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise PgkitError(path, f"cannot read {what}: {_file_kind(st.st_mode)}, not a regular file")
+            parts, size, want = [], 0, min(st.st_size, limit) + 1  # one byte more than the stat: growth shows
+            while size <= limit:
+                block = f.read(want)
+                if not block:
+                    break
+                parts.append(block)
+                size += len(block)
+                want = min(1 << 24, limit + 1 - size)  # a short read, or the file grew since the stat
     except OSError as exc:
-        raise PgkitError(path, f"cannot read image ({exc.strerror})") from None
+        raise PgkitError(path, f"cannot read {what} ({exc.strerror or exc})") from None
+    if size > limit:
+        raise PgkitError(path, f"{what} file grew past the limit of {limit:,} bytes while it was read{hint}")
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def read_bytes(path: str | os.PathLike, what: str = "image") -> bytes:
+    """An image (or mask) file's bytes under the byte limit (`read_bounded`, `max_bytes`)."""
+    return read_bounded(path, max_bytes(), what, "PGKIT_MAX_IMAGE_BYTES")
 
 
 def read_info(path: str | os.PathLike, *, limit: int | None = None) -> ImageInfo:
@@ -177,13 +234,93 @@ def decode(data: bytes, path: str | os.PathLike | None = None, *, limit: int | N
            info: ImageInfo | None = None) -> np.ndarray:
     """Image bytes -> uint8 RGB (H, W, 3), upright; PgkitError naming `path` if unusable."""
     info = info or probe(data, path, limit=limit)
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if info.format == "JPEG":
+        bgr, warning = _decode_jpeg(data)
+        if warning:
+            raise PgkitError(path, f"corrupt JPEG data: {warning} (the image data stops or breaks "
+                                   "before the last pixel; the decoder would fill the rest with grey)")
+    else:
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise PgkitError(path, f"{info.format} image could not be decoded (corrupt image data)")
     if bgr.shape[:2] != (info.height, info.width):
         raise PgkitError(path, f"decoded image is {bgr.shape[0]}x{bgr.shape[1]} (HxW), the header "
                                f"says {info.height}x{info.width}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return _over_white(rgb, data, info, path) if info.alpha else rgb
+
+
+# libjpeg's warnings that mean the pixels are not all in the file: it fills the rest with grey
+# and goes on (a header patched to 7000x7000 over 400x400 data; a cut file whose trailer
+# happens to hold FF D9). Other warnings (an unknown JFIF revision, extraneous bytes before a
+# marker) leave the pixels intact and pass through to stderr.
+_CORRUPT_JPEG = re.compile(rb"Corrupt JPEG data: (premature end of data segment|bad Huffman code|"
+                           rb"bad arithmetic code|found marker 0x[0-9a-f]+ instead of RST\d)"
+                           rb"|Premature end of JPEG file", re.IGNORECASE)
+_capture = threading.Lock()
+_capture_file: tuple[int, int] | None = None  # (pid, fd): a forked child makes its own
+
+
+def _decode_jpeg(data: bytes) -> tuple[np.ndarray | None, str | None]:
+    """cv2.imdecode of a JPEG and the first warning of libjpeg that means missing image data.
+
+    OpenCV leaves libjpeg's warnings to libjpeg, which prints them on file descriptor 2 and
+    decodes on; Pillow drops them. So descriptor 2 points at a temporary file for the call;
+    anything else written there meanwhile is passed on to the real stderr afterwards."""
+    global _capture_file
+    with _capture:
+        if _capture_file is None or _capture_file[0] != os.getpid():
+            with tempfile.TemporaryFile(buffering=0) as f:  # unlinked: gone with the process
+                _capture_file = (os.getpid(), os.dup(f.fileno()))
+        fd = _capture_file[1]
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()  # Python's own buffered text goes out first, not into the capture
+        saved = os.dup(2)
+        os.dup2(fd, 2)
+        try:
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        written = os.lseek(fd, 0, os.SEEK_CUR)
+        text = b""
+        if written:
+            os.lseek(fd, 0, os.SEEK_SET)
+            text = os.read(fd, min(written, 1 << 16))
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+    found = _CORRUPT_JPEG.search(text)
+    rest = _CORRUPT_JPEG.sub(b"", text).strip()
+    if rest:
+        with contextlib.suppress(OSError):
+            os.write(2, rest + b"\n")
+    return bgr, (found.group(1) or found.group(0)).decode("ascii", "replace").lower() if found else None
+
+
+_TRANSPOSE = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
+              6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}  # as PIL.ImageOps.exif_transpose
+
+
+def _over_white(rgb: np.ndarray, data: bytes, info: ImageInfo, path) -> np.ndarray:
+    """`rgb` composited over white by the image's alpha (or transparent colour): what shows
+    through a transparent PNG or WebP is the white that pads every image, not the black the
+    colour decode leaves there. Alpha is read with Pillow and turned upright like the pixels."""
+    Image, _ = _pillow()  # noqa: N806
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data), formats=FORMATS) as im:
+                alpha = im.convert("RGBA").getchannel("A")
+        if info.orientation in _TRANSPOSE:
+            alpha = alpha.transpose(getattr(Image.Transpose, _TRANSPOSE[info.orientation]))
+        a = np.asarray(alpha, np.uint16)
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds for broken data
+        raise PgkitError(path, f"{info.format} image's transparency could not be decoded ({exc})") from None
+    if a.shape != rgb.shape[:2]:
+        raise PgkitError(path, f"{info.format} image's alpha is {a.shape[0]}x{a.shape[1]} (HxW), its "
+                               f"pixels {rgb.shape[0]}x{rgb.shape[1]}")
+    a = a[..., None]
+    return ((rgb.astype(np.uint16) * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
 
 
 def read_rgb(path: str | os.PathLike, *, limit: int | None = None) -> np.ndarray:

@@ -24,16 +24,30 @@
   on the originals (PHOTOS-relative `<stem>_keypoints.json`) into ROOT/pose/openpose/.
 - reruns: every file is written atomically; a per-photo journal (ROOT/.pgkit/ingest-journal.jsonl)
   lets a killed run resume without redoing finished photos; a rerun with nothing changed does
-  nothing and says so. Images ingest wrote earlier for photos that are gone are removed; a
-  ROOT holding an img/ tree that ingest did not write is refused.
+  nothing and says so. A ROOT holding an img/ tree that ingest did not write is refused.
+- ownership: ROOT/.pgkit/ingest-files.jsonl records the sha256 of every file ingest writes
+  (images, pose JSON, the partition, ingest.csv, ingest-rejects.csv), appended before the file
+  is renamed into place, so a killed run's files are recorded too. An output path holding
+  anything else (a file with another sha256, a symlink, a folder, a symlinked folder on the
+  way) stops the run before it writes anything. Files an earlier run (killed or not) wrote
+  that this run no longer produces are deleted only while they still hold the recorded bytes,
+  never through a symlink; an image the user edited is kept. ingest.csv is never trusted for
+  deletion.
+- bad inputs are rejected per photo in ingest-rejects.csv: unreadable or oversized photos
+  (over 4 bytes per pixel of the pixel limit + 16 MiB, checked before reading), FIFOs,
+  devices, symlink loops, folders named like photos, and a bad pose JSON under --poses.
 """
 
 from __future__ import annotations
 
 import collections
+import errno
 import hashlib
+import io
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -49,6 +63,12 @@ STAGE = "ingest"
 RECORDS = "ingest.csv"
 REJECTS = "ingest-rejects.csv"
 JOURNAL = f"{atomic.STAMP_DIR}/ingest-journal.jsonl"
+# Every file ingest writes outside .pgkit/, with its sha256, appended before the file is renamed
+# into place (so a killed run's files are known too); rewritten to the current set at the end.
+MANIFEST = f"{atomic.STAMP_DIR}/ingest-files.jsonl"
+MAX_ITEMS_BYTES = 128 << 20      # --items CSV (a million photos is ~60 MB)
+PHOTO_BYTES_PER_PIXEL = 4        # a photo's bytes may be those of uncompressed RGBA at the pixel limit
+PHOTO_BYTES_SLACK = 16 << 20     # ... plus metadata, thumbnails, a phone's motion-photo trailer
 GENDERS = ("MEN", "WOMEN")
 QUALITY = 95
 PAD_VALUE = 255  # DeepFashion pads with white
@@ -138,8 +158,9 @@ def scan(photos: Path, items_csv: Path | None, gender: str, category: str) -> tu
     """(candidates, rejects, ignored): one candidate per photo with its item key and view."""
     cands, rejects, ignored = [], [], 0
     if items_csv is not None:
+        data = read_bounded(items_csv, MAX_ITEMS_BYTES, "items CSV")
         try:
-            table = pd.read_csv(items_csv, dtype=str, keep_default_na=False)
+            table = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
         except (OSError, ValueError, pd.errors.ParserError) as exc:
             raise PgkitError(items_csv, f"unreadable items CSV ({exc})") from None
         missing = [c for c in ("file", "item") if c not in table.columns]
@@ -165,11 +186,15 @@ def scan(photos: Path, items_csv: Path | None, gender: str, category: str) -> tu
         return cands, rejects, ignored
     for p in sorted(photos.rglob("*")):
         rel = p.relative_to(photos)
-        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+        if any(part.startswith(".") for part in rel.parts):
             continue
         ext = p.suffix.lower()
         if ext not in imageio.EXTENSIONS and ext not in OTHER_IMAGE_EXTS:
-            ignored += 1
+            ignored += not p.is_dir()
+            continue
+        problem = file_problem(p)  # a FIFO, a device, a link loop, a folder named x.jpg: said, not skipped
+        if problem:
+            rejects.append({"source": rel.as_posix(), "reason": f"bad-image: {problem}"})
             continue
         parts = rel.parts
         item = parts[0] if len(parts) > 1 else rel.stem
@@ -219,6 +244,195 @@ def _statuses(rows: list[dict], split: dict[str, str]) -> None:
             seen[r["item_id"]] += 1
 
 
+# ---------------------------------------------------------------- reading inputs, bounded
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"), (stat.S_ISLNK, "symbolic link")):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def file_problem(path: Path) -> str | None:
+    """Why `path` is not a regular file (symlinks followed), or None; 'missing' if nothing is there."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "symbolic link to a missing file" if os.path.islink(path) else "missing"
+    except OSError as exc:
+        return "symbolic link loop" if exc.errno == errno.ELOOP else f"cannot read ({exc.strerror})"
+    return None if stat.S_ISREG(st.st_mode) else f"not a regular file ({_kind(st.st_mode)})"
+
+
+def read_bounded(path: Path, limit: int, what: str, note: str = "") -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, else PgkitError naming it. Size and
+    type are checked on the open file before anything is read (O_NONBLOCK: a FIFO cannot hang)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise PgkitError(path, "symbolic link loop" if exc.errno == errno.ELOOP
+                         else f"cannot read {what} ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PgkitError(path, f"{what} is not a regular file ({_kind(st.st_mode)})")
+        if st.st_size > limit:
+            raise PgkitError(path, f"{what} of {st.st_size:,} bytes is larger than the {limit:,}-byte limit{note}")
+        try:
+            data = f.read(limit + 1)
+        except OSError as exc:
+            raise PgkitError(path, f"cannot read {what} ({exc.strerror})") from None
+    if len(data) > limit:
+        raise PgkitError(path, f"{what} grew past the {limit:,}-byte limit while it was read")
+    return data
+
+
+def max_photo_bytes() -> int:
+    return PHOTO_BYTES_PER_PIXEL * imageio.max_pixels() + PHOTO_BYTES_SLACK
+
+
+def _read_photo(path: Path) -> bytes:
+    return read_bounded(path, max_photo_bytes(), "photo", f" ({PHOTO_BYTES_PER_PIXEL} bytes a pixel of "
+                                                          "PGKIT_MAX_PIXELS)")
+
+
+def _read_pose(poses: Path, source: str) -> list[np.ndarray] | None:
+    """The people of a photo's OpenPose JSON under POSES; None if it has none."""
+    path = poses / formats.openpose_json_name(source)
+    problem = file_problem(path)
+    if problem == "missing":
+        return None
+    if problem:
+        raise PgkitError(path, problem)
+    return formats.read_openpose_json(path)
+
+
+# ---------------------------------------------------------------- what ingest owns in ROOT
+# A file below ROOT is ingest's when it is a regular file, reached without following a symlink
+# below ROOT, whose sha256 ingest recorded in MANIFEST before writing it. Only such files are
+# replaced (any recorded sha256) or deleted (the one recorded for that very path).
+
+def _lkind(name: str, dir_fd: int) -> str:
+    try:
+        mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+    except OSError:
+        return "unreadable"
+    return "a file" if stat.S_ISREG(mode) else f"a {_kind(mode)}"
+
+
+def _look(root: Path, rel: str, remove_if: set[str] = frozenset()) -> tuple[str | None, tuple[str, str] | None]:
+    """What ROOT/rel holds, never following a symlink below ROOT: (sha256, None) for a regular
+    file; (None, None) for nothing; (None, (path, 'a symbolic link')) for anything else, where
+    path is rel or the folder on the way that is not a real folder. A regular file whose sha256
+    is in `remove_if` is unlinked by name in the folder fd that was checked (OSError if it fails)."""
+    parts = PurePosixPath(rel).parts
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return None, None
+    except OSError:
+        return None, (".", "not a folder")
+    try:
+        for i, part in enumerate(parts[:-1]):
+            try:
+                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except FileNotFoundError:
+                return None, None
+            except OSError:
+                return None, ("/".join(parts[:i + 1]), _lkind(part, fd))
+            os.close(fd)
+            fd = nxt
+        try:
+            mode = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            return None, None
+        if not stat.S_ISREG(mode):
+            return None, (rel, f"a {_kind(mode)}")
+        h = hashlib.sha256()
+        with os.fdopen(os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd), "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        if h.hexdigest() in remove_if:
+            os.unlink(parts[-1], dir_fd=fd)
+        return h.hexdigest(), None
+    finally:
+        os.close(fd)
+
+
+def _load_manifest(root: Path) -> dict[str, set[str]]:
+    """path -> the sha256s ingest recorded for it (a torn last line of a killed run is skipped:
+    its file was never renamed into place)."""
+    owned: dict[str, set[str]] = collections.defaultdict(set)
+    try:
+        lines = (root / MANIFEST).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return _legacy_manifest(root)
+    for line in lines:
+        try:
+            rec = json.loads(line)
+            owned[str(rec["file"])].add(str(rec["sha256"]))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return owned
+
+
+def _legacy_manifest(root: Path) -> dict[str, set[str]]:
+    """A ROOT of a pgkit before MANIFEST: the images its journal recorded with their sha256 and,
+    after a finished run (its stamp), the three record files as they are now."""
+    owned: dict[str, set[str]] = collections.defaultdict(set)
+    for rec in _load_journal(root).values():
+        if isinstance(rec.get("image"), str) and isinstance(rec.get("out"), str):
+            owned[rec["image"]].add(rec["out"])
+    if (root / atomic.STAMP_DIR / f"{STAGE}.json").is_file():
+        for rel in (RECORDS, REJECTS, deepfashion.PARTITION):
+            sha, _ = _look(root, rel)
+            if sha:
+                owned[rel].add(sha)
+    return owned
+
+
+def _check_outputs(root: Path, rels: list[str], owned: dict[str, set[str]]) -> dict[str, str]:
+    """Stop, before anything is written, if an output would replace what ingest did not write;
+    returns rel -> sha256 of the outputs already in place."""
+    ours = set().union(*owned.values())
+    here = {}
+    for rel in rels:
+        sha, other = _look(root, rel)
+        if other or (sha is not None and sha not in ours):
+            at, what = other or (rel, "")
+            raise PgkitError(root / at, "exists and was not written by pgprep ingest"
+                             + (f" ({what})" if what else "") + "; move it away or choose a new ROOT")
+        if sha is not None:
+            here[rel] = sha
+    return here
+
+
+class _Outputs:
+    """Writes ROOT's files, each recorded in MANIFEST (sha256, flushed) before it is renamed into place."""
+
+    def __init__(self, root: Path):
+        self.root, self.sha = root, {}
+        self._log = open(root / MANIFEST, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+
+    def write(self, rel: str, data: bytes) -> None:
+        sha = hashlib.sha256(data).hexdigest()
+        self._log.write(json.dumps({"file": rel, "sha256": sha}) + "\n")
+        self._log.flush()
+        atomic.write_bytes_atomic(self.root / rel, data)
+        self.sha[rel] = sha
+
+    def close(self) -> None:
+        self._log.close()
+
+    def save(self, also: dict[str, set[str]]) -> None:
+        """Rewrite MANIFEST as what ingest owns now: this run's files plus `also`."""
+        self.close()
+        lines = [json.dumps({"file": rel, "sha256": sha}) for rel, sha in sorted(self.sha.items())]
+        lines += [json.dumps({"file": rel, "sha256": sha}) for rel, shas in sorted(also.items()) for sha in sorted(shas)]
+        atomic.write_text_atomic(self.root / MANIFEST, "".join(line + "\n" for line in lines))
+
+
 # ---------------------------------------------------------------- one photo
 
 def _key(path: Path, options: dict) -> str:
@@ -227,25 +441,20 @@ def _key(path: Path, options: dict) -> str:
                                      sort_keys=True).encode()).hexdigest()[:24]
 
 
-def convert(src: Path, dst: Path, size: tuple[int, int]) -> dict:
-    """Read one photo with the shared policy, letterbox it, write the JPEG atomically."""
-    data = imageio.read_bytes(src)
+def convert(data: bytes, src: Path, size: tuple[int, int]) -> tuple[bytes, dict]:
+    """One photo's bytes, read with the shared policy and letterboxed -> (JPEG bytes, its record)."""
     info = imageio.probe(data, src)
     rgb = imageio.decode(data, src, info=info)
     out, f = letterbox(rgb, size)
-    atomic.write_bytes_atomic(dst, geometry.encode_jpeg(out, QUALITY))
-    return {"scale": round(f.scale, 8), "pad_x": f.pad_x, "pad_y": f.pad_y, "orig_width": info.width,
-            "orig_height": info.height, "orientation": info.orientation, "format": info.format,
-            "width": size[1], "height": size[0], "sha256": hashlib.sha256(data).hexdigest()}
+    return geometry.encode_jpeg(out, QUALITY), {
+        "scale": round(f.scale, 8), "pad_x": f.pad_x, "pad_y": f.pad_y, "orig_width": info.width,
+        "orig_height": info.height, "orientation": info.orientation, "format": info.format,
+        "width": size[1], "height": size[0], "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def _holds(path: Path, sha: str | None) -> bool:
-    """True if `path` still holds the bytes ingest wrote (a killed run followed by a rerun with
-    other photos may have put another photo under that name)."""
-    try:
-        return sha is not None and atomic.file_sha256(path) == sha
-    except OSError:
-        return False
+def _pose_name(image: str) -> str:
+    """img/A/B/01_1_front.jpg -> pose/openpose/A/B/01_1_front_keypoints.json"""
+    return "pose/openpose/" + formats.openpose_json_name(str(PurePosixPath(*PurePosixPath(image).parts[1:])))
 
 
 def _load_journal(root: Path) -> dict[str, dict]:
@@ -285,7 +494,7 @@ def run_ingest(photos, root, *, size="256", items=None, test_fraction: float = 0
         raise PgkitError(None, f"--gender must be MEN or WOMEN, got {gender!r}")
     if root.resolve() == photos.resolve() or photos.resolve() in root.resolve().parents:
         raise PgkitError(root, "ROOT must not lie inside PHOTOS (its images would be ingested next time)")
-    if (root / "img").exists() and not (root / RECORDS).exists() and not (root / JOURNAL).exists():
+    if (root / "img").exists() and not any((root / f).exists() for f in (RECORDS, JOURNAL, MANIFEST)):
         raise PgkitError(root, f"holds an img/ tree that pgprep ingest did not write (no {RECORDS}); "
                                "choose a new ROOT")
     cands, rejects, ignored = scan(photos, Path(items) if items else None, gender, category)
@@ -301,115 +510,153 @@ def run_ingest(photos, root, *, size="256", items=None, test_fraction: float = 0
         info = json.loads((root / atomic.STAMP_DIR / f"{STAGE}.json").read_text())
         return {**info.get("counts", {}), "skipped": True}
 
-    for c in cands:
-        if not (photos / c["source"]).is_file():
-            rejects.append({"source": c["source"], "reason": "missing: listed in the items CSV but not on disk"})
-    cands = [c for c in cands if (photos / c["source"]).is_file()]
+    if items:  # the folder scan rejects what is not a regular file itself; a CSV row may name anything
+        listed, cands = cands, []
+        for c in listed:
+            problem = file_problem(photos / c["source"])
+            if problem == "missing":
+                rejects.append({"source": c["source"], "reason": "missing: listed in the items CSV but not on disk"})
+            elif problem:
+                rejects.append({"source": c["source"], "reason": f"bad-image: {problem}"})
+            else:
+                cands.append(c)
     journal = _load_journal(root)
-    (root / atomic.STAMP_DIR).mkdir(parents=True, exist_ok=True)
-    atomic.clear_stamp(root, STAGE)
+    owned = _load_manifest(root)
     pix_opts = {"size": list(hw), "quality": QUALITY}
     # Duplicate bytes would put one photo in two items (or twice in one): the first one wins.
     by_hash: dict[str, str] = {}
-    rows, converted, reused = [], 0, 0
-    ok_cands = []
-    for c in cands:
+    readable, keyed, new_errors = [], [], []
+    for c in bar(cands, desc="ingest: check", unit="img", disable=None if progress is None else not progress):
         src = photos / c["source"]
         try:
-            digest = atomic.file_sha256(src)
+            data = _read_photo(src)  # size checked first: a 6 GB file is neither hashed nor read
+            key = _key(src, pix_opts)
+        except PgkitError as exc:
+            rejects.append({"source": c["source"], "reason": f"bad-image: {exc.reason}"})
+            continue
         except OSError as exc:
             rejects.append({"source": c["source"], "reason": f"bad-image: cannot read ({exc.strerror})"})
             continue
+        digest = hashlib.sha256(data).hexdigest()
         if digest in by_hash:
             rejects.append({"source": c["source"], "reason": f"duplicate: same bytes as {by_hash[digest]}"})
             continue
         by_hash[digest] = c["source"]
-        ok_cands.append(c)
-    # ids only for photos that can be ingested are decided after reading them, so a bad photo
-    # does not leave a hole in an item's numbering.
-    readable = []
-    with bar(total=len(ok_cands), desc="ingest", unit="img",
-             disable=None if progress is None else not progress) as pbar, \
-            open(root / JOURNAL, "a", encoding="utf-8") as jf:
-        for c in ok_cands:
-            pbar.update(1)
-            src = photos / c["source"]
-            key = _key(src, pix_opts)
-            c["key"] = key
-            if key in journal and "error" in journal[key]:
-                rejects.append({"source": c["source"], "reason": journal[key]["error"]})
-                continue
+        c["key"] = key
+        keyed.append(c)
+        if key in journal and "error" in journal[key]:
+            rejects.append({"source": c["source"], "reason": journal[key]["error"]})
+            continue
+        try:
+            imageio.probe(data, src)
+        except PgkitError as exc:
+            rejects.append({"source": c["source"], "reason": f"bad-image: {exc.reason}"})
+            new_errors.append({"key": key, "error": f"bad-image: {exc.reason}"})
+            continue
+        if poses:
             try:
-                info = imageio.read_info(src)
-            except PgkitError as exc:
-                rejects.append({"source": c["source"], "reason": f"bad-image: {exc.reason}"})
-                jf.write(json.dumps({"key": key, "error": f"bad-image: {exc.reason}"}) + "\n")
+                c["people"] = _read_pose(Path(poses), c["source"])
+            except PgkitError as exc:  # one bad pose file rejects its photo, not the run
+                rejects.append({"source": c["source"], "reason": f"bad-pose: {exc}"})
                 continue
-            c["info"] = info
-            readable.append(c)
-        assign_ids(readable)
-        for c in readable:
-            dst = root / c["image"]
-            prev = journal.get(c["key"])
-            if prev and prev.get("image") == c["image"] and _holds(dst, prev.get("out")):
-                rec = prev["record"]
-                reused += 1
-            else:
-                try:
-                    rec = convert(photos / c["source"], dst, hw)
-                except PgkitError as exc:
-                    rejects.append({"source": c["source"], "reason": f"bad-image: {exc.reason}"})
-                    jf.write(json.dumps({"key": c["key"], "error": f"bad-image: {exc.reason}"}) + "\n")
-                    continue
-                jf.write(json.dumps({"key": c["key"], "image": c["image"], "record": rec,
-                                     "out": atomic.file_sha256(dst)}) + "\n")
-                jf.flush()
-                converted += 1
-            rows.append({"source": c["source"], "image": c["image"], "item": c["item"],
-                         "item_id": c["item_id"], "view": c["view"], **rec})
-    if not rows:
-        raise PgkitError(photos, f"no usable photos ({len(rejects)} rejected, {ignored} other files ignored)")
-    split = assign_partition([r["item_id"] for r in rows], test_fraction, seed)
-    rows.sort(key=lambda r: r["image"])
-    _statuses(rows, split)
-    table = pd.DataFrame(rows, columns=RECORD_COLUMNS)
-    removed = _remove_stale(root, set(table["image"]))
-    deepfashion.write_partition(root, table[["image", "item_id", "status"]])
-    mapped = _map_poses(Path(poses), root, table) if poses else None
-    atomic.write_csv_atomic(root / RECORDS, table)
-    atomic.write_csv_atomic(root / REJECTS, pd.DataFrame(rejects, columns=["source", "reason"]))
+        readable.append(c)
+    # ids only for photos that can be ingested, so a bad photo leaves no hole in an item's numbering
+    assign_ids(readable)
+    fixed = [RECORDS, REJECTS, deepfashion.PARTITION]
+    here = _check_outputs(root, [c["image"] for c in readable]
+                          + [_pose_name(c["image"]) for c in readable if c.get("people") is not None] + fixed, owned)
+    (root / atomic.STAMP_DIR).mkdir(parents=True, exist_ok=True)
+    atomic.clear_stamp(root, STAGE)
+    rows, converted, reused = [], 0, 0
+    out = _Outputs(root)
+    try:
+        with bar(total=len(readable), desc="ingest", unit="img",
+                 disable=None if progress is None else not progress) as pbar, \
+                open(root / JOURNAL, "a", encoding="utf-8") as jf:
+            jf.writelines(json.dumps(e) + "\n" for e in new_errors)
+            for c in readable:
+                pbar.update(1)
+                prev = journal.get(c["key"])
+                if prev and prev.get("image") == c["image"] and prev.get("out") and here.get(c["image"]) == prev["out"]:
+                    rec = prev["record"]
+                    out.sha[c["image"]] = prev["out"]
+                    reused += 1
+                else:
+                    try:
+                        jpeg, rec = convert(_read_photo(photos / c["source"]), photos / c["source"], hw)
+                    except PgkitError as exc:
+                        rejects.append({"source": c["source"], "reason": f"bad-image: {exc.reason}"})
+                        jf.write(json.dumps({"key": c["key"], "error": f"bad-image: {exc.reason}"}) + "\n")
+                        continue
+                    out.write(c["image"], jpeg)
+                    jf.write(json.dumps({"key": c["key"], "image": c["image"], "record": rec,
+                                         "out": out.sha[c["image"]]}) + "\n")
+                    jf.flush()
+                    converted += 1
+                c["record"] = rec
+                rows.append({"source": c["source"], "image": c["image"], "item": c["item"],
+                             "item_id": c["item_id"], "view": c["view"], **rec})
+        if not rows:
+            raise PgkitError(photos, f"no usable photos ({len(rejects)} rejected, {ignored} other files ignored)")
+        split = assign_partition([r["item_id"] for r in rows], test_fraction, seed)
+        rows.sort(key=lambda r: r["image"])
+        _statuses(rows, split)
+        table = pd.DataFrame(rows, columns=RECORD_COLUMNS)
+        mapped = _map_poses(out, [c for c in readable if "record" in c]) if poses else None
+        keep = set(out.sha) | set(fixed)
+        removed, kept_changed, left = _remove_stale(root, keep, owned)
+        out.write(deepfashion.PARTITION, _partition_text(table).encode())
+        out.write(RECORDS, table.to_csv(index=False).encode())
+        out.write(REJECTS, pd.DataFrame(rejects, columns=["source", "reason"]).to_csv(index=False).encode())
+    finally:
+        out.close()
+    out.save(left)
     counts = {"images": len(table), "items": int(table["item_id"].nunique()),
               "train_items": sum(v == "train" for v in split.values()),
               "test_items": sum(v == "test" for v in split.values()),
               "rejected": len(rejects), "ignored": ignored, "converted": converted, "reused": reused,
-              "removed": removed, "size": list(hw)}
+              "removed": removed, "kept_changed": kept_changed, "size": list(hw)}
     if mapped is not None:
         counts["poses_mapped"] = mapped
-    _compact_journal(root, table, rejects, ok_cands)
+    _compact_journal(root, table, rejects, keyed, out.sha)
     atomic.mark_done(root, STAGE, fp, counts=counts)
     return {**counts, "skipped": False}
 
 
-def _remove_stale(root: Path, keep: set[str]) -> int:
-    """Delete images an earlier ingest wrote (listed in its ingest.csv) that are no longer produced."""
-    try:
-        old = pd.read_csv(root / RECORDS, dtype=str)["image"].tolist()
-    except (FileNotFoundError, KeyError, ValueError, pd.errors.ParserError):
-        return 0
-    n = 0
-    for name in old:
-        if name in keep or not str(name).startswith("img/"):  # ingest writes images under img/ only
+def _partition_text(frame: pd.DataFrame) -> str:
+    """Eval/list_eval_partition.txt, as `deepfashion.write_partition` writes it."""
+    body = "\n".join(f"{r.image} {r.item_id} {r.status}" for r in frame.itertuples())
+    return f"{len(frame)}\n{deepfashion.PARTITION_HEADER}\n{body}\n"
+
+
+def _remove_stale(root: Path, keep: set[str], owned: dict[str, set[str]]) -> tuple[int, int, dict[str, set[str]]]:
+    """Delete the files an earlier ingest recorded in MANIFEST (a killed one too) that this run
+    no longer writes: only a regular file still holding the sha256 recorded for that path, never
+    through a symlink. -> (removed, kept because changed or no longer a plain file, recorded
+    files that could not be removed: still ingest's)."""
+    removed = changed = 0
+    left: dict[str, set[str]] = {}
+    for rel, shas in sorted(owned.items()):
+        if rel in keep:
             continue
         try:
-            deepfashion.check_relative(name)
-            (root / name).unlink()
-            n += 1
-        except (PgkitError, FileNotFoundError):
+            deepfashion.check_relative(rel)
+        except PgkitError:
             continue
-    return n
+        try:
+            sha, other = _look(root, rel, remove_if=shas)
+        except OSError:
+            left[rel] = shas  # still ingest's: the next run tries again
+            continue
+        if other or (sha is not None and sha not in shas):
+            changed += 1  # the user's now (edited, replaced, moved behind a symlink): left alone
+        elif sha is not None:
+            removed += 1
+    return removed, changed, left
 
 
-def _compact_journal(root: Path, table: pd.DataFrame, rejects: list[dict], cands: list[dict]) -> None:
+def _compact_journal(root: Path, table: pd.DataFrame, rejects: list[dict], cands: list[dict],
+                     shas: dict[str, str]) -> None:
     """Rewrite the journal with the current photos only (it would otherwise grow forever)."""
     by_source = {c["source"]: c.get("key") for c in cands}
     lines = []
@@ -417,8 +664,8 @@ def _compact_journal(root: Path, table: pd.DataFrame, rejects: list[dict], cands
         rec = {k: r[k] for k in ("scale", "pad_x", "pad_y", "orig_width", "orig_height", "orientation",
                                  "format", "width", "height", "sha256")}
         rec = {k: (v.item() if hasattr(v, "item") else v) for k, v in rec.items()}
-        out = _sha_or_none(root / r["image"])
-        lines.append(json.dumps({"key": by_source[r["source"]], "image": r["image"], "record": rec, "out": out}))
+        lines.append(json.dumps({"key": by_source[r["source"]], "image": r["image"], "record": rec,
+                                 "out": shas.get(r["image"])}))
     for r in rejects:
         key = by_source.get(r["source"])
         if key and r["reason"].startswith("bad-image"):
@@ -426,24 +673,15 @@ def _compact_journal(root: Path, table: pd.DataFrame, rejects: list[dict], cands
     atomic.write_text_atomic(root / JOURNAL, "\n".join(lines) + ("\n" if lines else ""))
 
 
-def _sha_or_none(path: Path) -> str | None:
-    try:
-        return atomic.file_sha256(path)
-    except OSError:
-        return None
-
-
-def _map_poses(poses: Path, root: Path, table: pd.DataFrame) -> int:
-    """OpenPose JSON made on the originals (PHOTOS-relative) -> ROOT/pose/openpose/ (img/ tree)."""
+def _map_poses(out: _Outputs, cands: list[dict]) -> int:
+    """OpenPose JSON made on the originals (read and checked with each photo) -> ROOT/pose/openpose/."""
     n = 0
-    for r in table.itertuples():
-        src = poses / formats.openpose_json_name(r.source)
-        if not src.is_file():
+    for c in cands:
+        if c.get("people") is None:
             continue
-        people = formats.read_openpose_json(src)
-        mapped = [map_keypoints(p, r.scale, r.pad_x, r.pad_y) for p in people]
-        below = str(PurePosixPath(*PurePosixPath(r.image).parts[1:]))
-        formats.write_openpose_json(root / "pose" / "openpose" / formats.openpose_json_name(below), mapped)
+        r = c["record"]
+        mapped = [map_keypoints(p, r["scale"], r["pad_x"], r["pad_y"]) for p in c["people"]]
+        out.write(_pose_name(c["image"]), json.dumps(formats.openpose_dict(mapped), separators=(",", ":")).encode())
         n += 1
     return n
 
@@ -507,6 +745,9 @@ def command(photos, root, size, items, test_fraction, seed, gender, category, po
                 ["converted / reused", f"{c['converted']} / {c['reused']}"], ["rejected", c["rejected"]],
                 ["other files ignored", c["ignored"]], ["stale images removed", c["removed"]]],
                ["ingest", f"{h}x{w}"])
+    if c.get("kept_changed"):
+        click.echo(f"kept {c['kept_changed']} stale file(s) changed since ingest wrote them "
+                   f"(yours now; see {root}/{MANIFEST} for what ingest owns)")
     if "poses_mapped" in c:
         click.echo(f"poses mapped: {c['poses_mapped']} -> {root}/pose/openpose")
     click.echo(f"-> {root}/img, {root}/{deepfashion.PARTITION}, {root}/{RECORDS}"

@@ -25,17 +25,18 @@ from pathlib import Path, PurePosixPath
 
 import click
 import numpy as np
+import pandas as pd
 
-from pgprep import atomic, skeleton
+from pgprep import atomic, imageio, market, skeleton
 from pgprep.deepfashion import check_relative
 from pgprep.errors import PgkitError
-from pgprep.geometry import body_mask, encode_png, size_scale
+from pgprep.geometry import body_mask, decode_mask, encode_png, size_scale
 from pgprep.parallel import default_jobs, run_jobs
 
 STAGE = "masks"
 MASK_DIR = "masks"
 RECORD_KEY = b"pgkit-mask"  # PNG tEXt keyword of the record every mask carries
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: the record also digests the pixels
 CHUNK = 64
 PARALLEL_MIN = 2000  # jobs=None: in-process below this many images
 PG2_SIZE = 256  # PG²'s radius 4 and 5x5 closing are meant for 256x256 DeepFashion images
@@ -67,10 +68,20 @@ def keypoint_digest(kp: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(kp, np.float32).tobytes()).hexdigest()[:32]
 
 
-def mask_record(kp: np.ndarray, size: tuple[int, int], radius: int, close: int) -> dict:
-    """What a mask was made from: keypoint digest, image size (H, W), radius, close."""
-    return {"keypoints": keypoint_digest(kp), "size": [int(size[0]), int(size[1])],
-            "radius": int(radius), "close": int(close), "version": RECORD_VERSION}
+def pixel_digest(mask: np.ndarray) -> str:
+    """Digest of a mask's pixels as {0, 1} (H, W) and its size: the PNG's bytes may differ
+    (another encoder), its pixels may not."""
+    m = np.ascontiguousarray(np.asarray(mask) > 0)
+    return hashlib.sha256(f"{m.shape[0]}x{m.shape[1]}\n".encode() + np.packbits(m).tobytes()).hexdigest()[:32]
+
+
+def mask_record(kp: np.ndarray, size: tuple[int, int], radius: int, close: int,
+                mask: np.ndarray | None = None) -> dict:
+    """What a mask was made from: keypoint digest, image size (H, W), radius, close; with
+    `mask`, also the digest of its pixels (`pixels`), so an edited PNG is noticed."""
+    rec = {"keypoints": keypoint_digest(kp), "size": [int(size[0]), int(size[1])],
+           "radius": int(radius), "close": int(close), "version": RECORD_VERSION}
+    return rec if mask is None else {**rec, "pixels": pixel_digest(mask)}
 
 
 def add_record(png: bytes, record: dict) -> bytes:
@@ -99,8 +110,9 @@ def read_record(png: bytes) -> dict | None:
     return None
 
 
-def check_record(png: bytes, kp: np.ndarray, path: str | os.PathLike) -> None:
-    """Raise StaleMaskError naming the mask unless it was made from keypoints `kp`."""
+def check_record(png: bytes, kp: np.ndarray, path: str | os.PathLike, mask: np.ndarray | None = None) -> None:
+    """Raise StaleMaskError naming the mask unless it was made from keypoints `kp` and (given
+    its decoded `mask`) still holds the pixels its record digests."""
     rec = read_record(png)
     if rec is None:
         raise StaleMaskError(path, "no keypoint record (not written by this `pgprep masks`); "
@@ -108,16 +120,120 @@ def check_record(png: bytes, kp: np.ndarray, path: str | os.PathLike) -> None:
     if rec.get("keypoints") != keypoint_digest(kp):
         raise StaleMaskError(path, "made from other keypoints than images.csv holds now; "
                                    "rerun `pgprep masks WORK`")
+    if mask is not None and rec.get("pixels") != pixel_digest(mask):
+        why = "its pixels differ from those its record digests (edited after `pgprep masks` wrote it)" \
+            if "pixels" in rec else "its record has no pixel digest (made by an older `pgprep masks`)"
+        raise StaleMaskError(path, f"{why}; rerun `pgprep masks WORK`")
 
 
-def _current(path: Path, record: dict) -> bool:
-    """True if the mask at `path` exists and was made from exactly `record`."""
+def load_mask(path: str | os.PathLike, kp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The mask for keypoints `kp` of an image of `size` (H, W) -> uint8 {0, 1}: read bounded,
+    header checked before decoding (`geometry.decode_mask`), record and pixels checked.
+    PgkitError if the file is unusable; StaleMaskError if it is not what `pgprep masks` made
+    for `kp` now."""
+    data = imageio.read_bytes(path, "mask")
+    m = decode_mask(data, path, size)
+    check_record(data, kp, path, m)
+    return m
+
+
+def _current(path: Path, record: dict, size: tuple[int, int]) -> bool:
+    """True if the mask at `path` is a usable PNG of `size` made from exactly `record` (the
+    record without `pixels`) whose pixels still match its digest. An empty, truncated or
+    oversized file, a lost record (re-saved PNG) or edited pixels: False, so it is redone."""
+    try:
+        data = imageio.read_bytes(path, "mask")
+        rec = read_record(data)
+        if rec is None or {k: v for k, v in rec.items() if k != "pixels"} != record:
+            return False
+        return rec.get("pixels") == pixel_digest(decode_mask(data, path, size))
+    except PgkitError:
+        return False
+
+
+def check_numbers(images: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
+    """The rows of images.csv whose numbers can be drawn (width, height and keypoints made
+    numeric) and a rejection {image, reason} for each other row, checked before anything is
+    allocated: width and height whole numbers >= 1 within the pixel limit
+    (`imageio.max_pixels`; 30000x30000 would be a 1.8 GB mask), every keypoint value finite,
+    and every detected joint within the image or less than its own size beyond its right or
+    bottom edge (a joint at x = 3e7 would draw 7.5 million disks)."""
+    cols = ["width", "height", *skeleton.KP_COLUMNS]
+    num = images[cols].apply(pd.to_numeric, errors="coerce").astype(np.float64)
+    w, h = num["width"].to_numpy(), num["height"].to_numpy()
+    kp = num[skeleton.KP_COLUMNS].to_numpy().reshape(len(num), skeleton.N_JOINTS, 3)
+    limit = imageio.max_pixels()
+    with np.errstate(invalid="ignore", over="ignore"):
+        size_ok = np.isfinite(w) & np.isfinite(h) & (w >= 1) & (h >= 1) & (w == np.floor(w)) \
+            & (h == np.floor(h)) & (w * h <= limit)
+        finite = np.isfinite(kp).all(axis=(1, 2))
+        det = (kp[..., 2] > 0) & (kp[..., 0] >= 0) & (kp[..., 1] >= 0)  # skeleton.present
+        far = det & ((kp[..., 0] >= 2 * w[:, None]) | (kp[..., 1] >= 2 * h[:, None]))
+    rejected = []
+    for i in np.flatnonzero(~(size_ok & finite & ~far.any(axis=1))):
+        if not size_ok[i]:
+            why = (f"bad-size: images.csv says width {w[i]:g}, height {h[i]:g}; expected whole numbers "
+                   f">= 1 of at most {limit:,} pixels in all (PGKIT_MAX_PIXELS)")
+        elif not finite[i]:
+            col = skeleton.KP_COLUMNS[int(np.flatnonzero(~np.isfinite(kp[i].ravel()))[0])]
+            raw = images[col].iloc[i]
+            raw = repr(raw) if isinstance(raw, str) else str(raw)  # 'abc' quoted; inf, nan (empty) bare
+            why = f"nan-keypoint: images.csv column {col} holds {raw}, not a finite number"
+        else:
+            j = int(np.flatnonzero(far[i])[0])
+            why = (f"bad-pose: keypoint {skeleton.JOINTS[j]} at x={kp[i, j, 0]:g}, y={kp[i, j, 1]:g} lies "
+                   f"far outside the {h[i]:g}x{w[i]:g} (HxW) image (more than its size beyond the edge)")
+        rejected.append({"image": images["image"].iloc[i], "reason": why})
+    keep = size_ok & finite & ~far.any(axis=1)
+    images = images.loc[keep].reset_index(drop=True)
+    images[cols] = num.loc[keep, cols].reset_index(drop=True)
+    return images, rejected
+
+
+def remove_stale_temps(work: str | os.PathLike) -> int:
+    """Delete the temporary files killed runs left under WORK/masks: only regular files named
+    by pgkit's temp rule (`atomic.temp_target`) for a mask PNG, `.X.png.XXXXXXXX.tmp`; never
+    anything else, never through a symlinked folder. Returns how many were deleted."""
+    removed = 0
+    for folder, _dirs, files in os.walk(Path(work) / MASK_DIR):  # does not follow symlinked folders
+        for f in files:
+            target = atomic.temp_target(f)
+            p = Path(folder) / f
+            if target and target.endswith(".png") and p.is_file() and not p.is_symlink():
+                p.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _remove_own_mask(work: Path, image: str) -> None:
+    """Delete the mask of `image` if pgkit wrote it (a regular file carrying a `pgkit-mask`
+    record); a name that is not safe, a symlink or a file without the record is left alone."""
+    try:
+        path = mask_path(work, check_relative(image))
+    except (PgkitError, TypeError, ValueError):
+        return
+    if path.is_symlink() or not path.is_file():
+        return
     try:
         with open(path, "rb") as f:
-            head = f.read(1024)
+            ours = read_record(f.read(4096)) is not None
     except OSError:
-        return False
-    return read_record(head) == record
+        return
+    if ours:
+        path.unlink(missing_ok=True)
+
+
+def _outputs_state(work: Path, names: list[str]) -> str:
+    """Digest of every mask file's size, mtime, ctime and inode: any change to a mask after
+    the stage finished (emptied, re-saved, edited, replaced) makes the next run look at it."""
+    h = hashlib.sha256()
+    for n in names:
+        try:
+            st = os.lstat(mask_path(work, n))
+            h.update(f"{n}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\n".encode())
+        except OSError:
+            h.update(f"{n}\0missing\n".encode())
+    return h.hexdigest()
 
 
 def _write_chunk(task: tuple) -> tuple[int, int, int, float]:
@@ -130,13 +246,14 @@ def _write_chunk(task: tuple) -> tuple[int, int, int, float]:
     for name, kp, (h, w) in zip(names, kps, sizes, strict=True):
         path = mask_path(work, name)
         record = mask_record(kp, (h, w), radius, close)
-        if skip_existing and _current(path, record):
+        if skip_existing and _current(path, record, (int(h), int(w))):
             skipped += 1
             continue
         m = body_mask(kp, (int(h), int(w)), radius=radius, close=close)
         empty += int(not m.any())
         cover += float(m.mean())
-        atomic.write_bytes_atomic(path, add_record(encode_png(m * np.uint8(255)), record))
+        png = encode_png(m * np.uint8(255))
+        atomic.write_bytes_atomic(path, add_record(png, mask_record(kp, (h, w), radius, close, m)))
         written += 1
     return written, skipped, empty, cover
 
@@ -158,6 +275,8 @@ def run_masks(work: str | os.PathLike, radius: int | None = None, close: int | N
     from pgprep.pairs import read_work
 
     work = Path(work)
+    # Market-1501 WORK: PG²'s Market masks, radius 4 + 5x5 closing at 128x64 unscaled (pgprep.market)
+    radius, close, scale, setting = market.mask_settings(work, radius, close, scale)
     if scale is None:
         scale = radius is None and close is None
     radius = PG2_RADIUS if radius is None else radius
@@ -172,6 +291,11 @@ def run_masks(work: str | os.PathLike, radius: int | None = None, close: int | N
         radius, close = scaled_options(radius, close, tuple(size))
     if "height" not in images.columns:
         images["height"] = int(size[0])
+    if "width" not in images.columns:
+        images["width"] = int(size[1])
+    images, rejected = check_numbers(images)  # sizes and keypoints, before anything is allocated
+    for r in rejected:  # a mask of an earlier run no longer matches a row we reject: pack must not use it
+        _remove_own_mask(work, r["image"])
     # names are checked again here: an edited images.csv must not write outside WORK/masks
     refused = []
     for name in images["image"]:
@@ -181,17 +305,24 @@ def run_masks(work: str | os.PathLike, radius: int | None = None, close: int | N
             refused.append({"image": name, "reason": str(exc)})
     if refused:
         images = images[~images["image"].isin({r["image"] for r in refused})].reset_index(drop=True)
-    options = {"radius": int(radius), "close": int(close), "version": 2}  # 2: masks carry records
+    options = {"radius": int(radius), "close": int(close), "version": 3}  # 3: records digest the pixels
     inputs = [work / "images.csv"]
     fp = atomic.fingerprint(inputs, options)
-    outputs = [mask_path(work, n) for n in images["image"]]
-    summary = {"images": len(images), "radius": int(radius), "close": int(close)}
-    if not force and atomic.is_up_to_date(work, STAGE, fp, outputs):
-        rec = json.loads((work / atomic.STAMP_DIR / f"{STAGE}.json").read_text())
-        return {**rec.get("summary", summary), "up_to_date": True}
+    summary = {"images": len(images), "radius": int(radius), "close": int(close), "setting": setting}
+    cleaned = remove_stale_temps(work)
+    stamp = work / atomic.STAMP_DIR / f"{STAGE}.json"
+    try:
+        done = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        done = None
+    if not isinstance(done, dict) or done.get("fingerprint") != fp:
+        done = None
+    # up to date: same inputs and options, and no mask touched since (else each is checked below)
+    if not force and done and done.get("outputs") == _outputs_state(work, images["image"].tolist()):
+        return {**done.get("summary", summary), "up_to_date": True, "temp_removed": cleaned}
     atomic.clear_stamp(work, STAGE)
 
-    skip_existing = not force  # each kept mask's record is checked (`_write_chunk`)
+    skip_existing = not force  # each kept mask's record and pixels are checked (`_write_chunk`)
 
     kps = skeleton.frame_columns(images)
     sizes = images[["height", "width"]].to_numpy(np.int64)
@@ -208,10 +339,14 @@ def run_masks(work: str | os.PathLike, radius: int | None = None, close: int | N
             totals += r
             pb.update(len(names[c]))
     written, skipped, empty, cover = totals
+    if done and not written:  # the masks were touched (copied, touched) but are all still right
+        atomic.mark_done(work, STAGE, fp, summary=done.get("summary", summary), outputs=_outputs_state(work, names))
+        return {**done.get("summary", summary), "up_to_date": True, "temp_removed": cleaned}
     summary.update(written=int(written), skipped_existing=int(skipped), empty=int(empty),
                    mean_coverage=round(cover / written, 4) if written else None,
-                   masks_dir=os.fspath(work / MASK_DIR), refused=refused)
-    atomic.mark_done(work, STAGE, fp, summary=summary)
+                   masks_dir=os.fspath(work / MASK_DIR), refused=refused, rejected=rejected,
+                   temp_removed=cleaned)
+    atomic.mark_done(work, STAGE, fp, summary=summary, outputs=_outputs_state(work, names))
     return {**summary, "up_to_date": False}
 
 
@@ -267,4 +402,9 @@ def command(work, radius, close, scale, jobs, force):
         click.echo(f"refused {len(s['refused'])} image name(s) of images.csv (no mask written):")
         for r in s["refused"][:20]:
             click.echo(f"  {r['reason']}")
+    if s.get("rejected"):
+        click.echo(f"rejected {len(s['rejected'])} image(s) of images.csv whose size or keypoints "
+                   "cannot be drawn (no mask written):")
+        for r in s["rejected"][:20]:
+            click.echo(f"  {r['image']}: {r['reason']}")
     click.echo(f"wrote masks under {s['masks_dir']}")

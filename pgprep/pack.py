@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from pgprep import __version__, geometry, skeleton
+from pgprep import __version__, geometry, imageio, market, skeleton
 from pgprep import shards as shard_format
 from pgprep.atomic import (
     STAMP_DIR,
@@ -39,13 +40,14 @@ from pgprep.atomic import (
 from pgprep.cliutil import debug_option, progress
 from pgprep.deepfashion import check_relative
 from pgprep.errors import PgkitError
-from pgprep.masks import StaleMaskError, check_record, mask_path
+from pgprep.masks import StaleMaskError, load_mask, mask_path
 from pgprep.parallel import BACKENDS, default_jobs, run_jobs
 
 STAGE = "pack"
 SIDECARS = Path(STAMP_DIR) / "shards"
 DEFAULT_MAX_PAIRS = 4000
 DEFAULT_MAX_MB = 1024
+MIN_POSE_PX = 0.01  # smallest pose radius / sigma: sigma 1e-200 squares to 0 (ZeroDivisionError)
 
 
 @dataclass
@@ -63,6 +65,7 @@ class ShardJob:
     pairs: list[tuple[str, str, int]]
     keypoints: dict[str, list] = field(repr=False)
     fingerprint: str = ""
+    crop: dict | None = None  # work.json's crop (geometry.Crop): pixels are cut and stored as PNG
 
 
 # ---------------------------------------------------------------- reading WORK
@@ -109,7 +112,11 @@ def load_work(work: str | os.PathLike) -> dict:
             raise PgkitError(path, "column flip must hold 0 or 1")
         pairs[split] = list(zip(frame["from"], frame["to"], flips.tolist(), frame["item_id"].astype(str), strict=True))
     h, w = (int(v) for v in meta["image_size"])
-    return {"root": str(meta["root"]), "image_size": (h, w), "keypoints": keypoints, "pairs": pairs}
+    crop = geometry.Crop.from_json(meta.get("crop"), work / "work.json")
+    if crop is not None and crop.size != (h, w):
+        raise PgkitError(work / "work.json", f"image_size {h}x{w} is not the crop's {crop.size[0]}x{crop.size[1]}")
+    return {"root": str(meta["root"]), "image_size": (h, w), "keypoints": keypoints, "pairs": pairs,
+            "crop": crop}
 
 
 def plan_shards(pairs: list[tuple], split: str, layout: str, root: Path, image_size,
@@ -167,16 +174,22 @@ def _load_inputs(job: ShardJob, names: list[str]) -> tuple[dict, dict, dict]:
             continue
         path = Path(job.root) / name
         try:
-            raw = path.read_bytes()
-            rgb = geometry.decode_rgb(raw, path)
+            raw = imageio.read_bytes(path)  # bounded: a device, FIFO or oversized file is refused
+            info = imageio.probe(raw, path)
+            want = tuple(geometry.Crop.from_json(job.crop).source_size) if job.crop is not None else (h, w)
+            if (info.height, info.width) != want:  # from the header, before any pixel is decoded
+                raise PgkitError(path, f"image is {info.height}x{info.width} (HxW), work.json says "
+                                       f"{want[0]}x{want[1]}")
+            rgb = imageio.decode(raw, path, info=info)
+            if info.alpha:  # the shard reader decodes colour only: store the pixels over white, lossless
+                raw = geometry.encode_png(rgb)
+            if job.crop is not None:  # the crop of `pgprep filter --crop`: the pixels change, so PNG
+                rgb = geometry.Crop.from_json(job.crop).image(rgb, path)
+                raw = geometry.encode_png(rgb)
             if rgb.shape[:2] != (h, w):
                 raise PgkitError(path, f"image is {rgb.shape[0]}x{rgb.shape[1]} (HxW), work.json says {h}x{w}")
-            m = geometry.read_mask(mask_path(Path(job.work), name))
-            if m.shape != (h, w):
-                raise PgkitError(mask_path(Path(job.work), name),
-                                 f"mask is {m.shape[0]}x{m.shape[1]} (HxW), expected {h}x{w}")
-            mpath = mask_path(Path(job.work), name)
-            check_record(mpath.read_bytes(), np.asarray(job.keypoints[name], np.float32), mpath)
+            # bounded, header size checked before decoding, record and pixel digest checked
+            m = load_mask(mask_path(Path(job.work), name), np.asarray(job.keypoints[name], np.float32), (h, w))
         except OSError as exc:
             bad[name] = f"{path}: cannot read ({exc.strerror})"
             continue
@@ -216,7 +229,8 @@ def pack_shard(job: ShardJob) -> dict:
             np.stack([masks[n] for n in used]) if used else np.zeros((0,) + tuple(job.image_size), np.uint8),
             np.array([pos[a] for a, _, _ in kept], np.int32),
             np.array([pos[b] for _, b, _ in kept], np.int32),
-            np.array([f for _, _, f in kept], np.uint8), removed)
+            np.array([f for _, _, f in kept], np.uint8), removed,
+            **({"image_encoding": shard_format.CROP_ENCODING.format(crop=job.crop)} if job.crop else {}))
     else:
         writer = shard_format.DenseWriter(buf, job.split, job.image_size, job.pose, len(kept), removed)
         try:
@@ -345,8 +359,11 @@ def run_pack(work: str | os.PathLike, shards: str | os.PathLike, layout: str = "
         raise PgkitError(None, f"layout must be one of {shard_format.LAYOUTS}, got {layout!r}")
     work, out_dir = Path(work), Path(shards)
     w = load_work(work)
+    pose_radius = market.pose_radius(work, pose_radius)  # Market-1501: PG²'s 4 px at 128x64, unscaled
     # pose maps scale with the image height like the masks (PG²'s radius 4 at 256 px) unless given
-    pose = shard_format.pose_settings(pose_kind, *geometry.scaled_pose(w["image_size"], pose_radius, pose_sigma))
+    radius, sigma = geometry.scaled_pose(w["image_size"], pose_radius, pose_sigma)
+    check_pose_options(radius, sigma, w["image_size"])
+    pose = shard_format.pose_settings(pose_kind, radius, sigma)
     root = Path(w["root"])
     if not root.is_absolute():
         root = (work / root).resolve()
@@ -358,12 +375,14 @@ def run_pack(work: str | os.PathLike, shards: str | os.PathLike, layout: str = "
             names = sorted({n for p in pairs for n in p[:2]})
             kps = {n: w["keypoints"][n].tolist() for n in names if n in w["keypoints"]}
             job = ShardJob(shard_format.shard_name(split, k), split, layout, str(out_dir), str(root),
-                           str(work), w["image_size"], pose, pairs, kps)
+                           str(work), w["image_size"], pose, pairs, kps,
+                           crop=w["crop"].to_json() if w["crop"] else None)
             safe = [n for n in names if _is_safe(n)]  # unsafe ones are rejected by the job
             files = [root / n for n in safe] + [mask_path(work, n) for n in safe]
             job.fingerprint = fingerprint(files, {"layout": layout, "pose": pose, "file": job.file,
                                                   "size": w["image_size"], "pairs": pairs,
-                                                  "keypoints": kps, "schema": shard_format.VERSION})
+                                                  "keypoints": kps, "schema": shard_format.VERSION,
+                                                  **({"crop": job.crop} if job.crop else {})})
             jobs_list.append(job)
     fp = fingerprint([], {"shards": [j.fingerprint for j in jobs_list], "version": __version__})
     outputs = [out_dir / shard_format.INDEX] + [out_dir / j.file for j in jobs_list]
@@ -407,6 +426,8 @@ def run_pack(work: str | os.PathLike, shards: str | os.PathLike, layout: str = "
         "pose": pose, "normalisation": shard_format.NORMALISATION, "joints": list(skeleton.JOINTS),
         "removed": removed, "created_by": f"pgprep {__version__}",
     }
+    if w["crop"] is not None:  # where the pixels came from (PATN's protocol pads x0 white columns back)
+        index["crop"] = w["crop"].to_json()
     write_json_atomic(out_dir / shard_format.INDEX, index)
     keep = {j.file for j in jobs_list}
     for name in sorted(recorded - keep):  # only shards pgkit itself recorded here
@@ -414,6 +435,22 @@ def run_pack(work: str | os.PathLike, shards: str | os.PathLike, layout: str = "
         (out_dir / SIDECARS / (name + ".json")).unlink(missing_ok=True)
     mark_done(out_dir, STAGE, fp, source=str(work.resolve()))
     return _summary(index, written=len(todo), skipped=len(jobs_list) - len(todo), up_to_date=False)
+
+
+class PoseOptionError(PgkitError):
+    """--pose-radius / --pose-sigma out of range for the images (the CLI makes it a usage error)."""
+
+
+def check_pose_options(radius: float, sigma: float, image_size: tuple[int, int]) -> None:
+    """Pose radius and sigma finite, at least `MIN_POSE_PX` and at most the image's larger side:
+    a disk of radius 1024 on 64-px images is a window of 4 million pixels per joint (the
+    trainer's pose maps exhausted memory), and one larger than the image draws nothing more."""
+    h, w = (int(v) for v in image_size)
+    top = max(h, w)
+    for flag, v in (("--pose-radius", radius), ("--pose-sigma", sigma)):
+        if not (math.isfinite(v) and MIN_POSE_PX <= v <= top):
+            raise PoseOptionError(None, f"{flag} {v:g} is out of range for {h}x{w} (HxW) images: give a "
+                                        f"number from {MIN_POSE_PX:g} to {top} px (the image's larger side)")
 
 
 def _is_safe(name: str) -> bool:
@@ -450,9 +487,11 @@ def _summary(index: dict, written: int, skipped: int, up_to_date: bool) -> dict:
 @click.option("--pose-kind", type=click.Choice(geometry.POSE_KINDS), default="disk", show_default=True,
               help="Pose maps: PG²'s solid disk or a Gaussian.")
 @click.option("--pose-radius", type=float, default=None,
-              help="Disk radius (px). Default: PG²'s 4 at 256 px scaled to the image height.")
+              help="Disk radius (px), 0.01 up to the image's larger side. Default: PG²'s 4 at 256 px "
+                   "scaled to the image height.")
 @click.option("--pose-sigma", type=float, default=None,
-              help="Gaussian sigma (px). Default: 6 at 256 px scaled to the image height.")
+              help="Gaussian sigma (px), 0.01 up to the image's larger side. Default: 6 at 256 px scaled "
+                   "to the image height.")
 @click.option("--max-pairs", type=click.IntRange(min=1), default=DEFAULT_MAX_PAIRS, show_default=True,
               help="Start a new shard after about this many pairs (whole items only).")
 @click.option("--max-mb", type=click.FloatRange(min=0.001), default=DEFAULT_MAX_MB, show_default=True,
@@ -486,9 +525,12 @@ def command(work, shards_dir, layout, jobs, backend, scheduler, pose_kind, pose_
       pgprep pack data/work -o data/shards --backend dask --scheduler tcp://10.0.0.5:8786
       pgprep verify data/shards && pgprep inspect data/shards
     """
-    s = run_pack(work, shards_dir, layout=layout, jobs=jobs, backend=backend, scheduler=scheduler,
-                 pose_kind=pose_kind, pose_radius=pose_radius, pose_sigma=pose_sigma,
-                 max_pairs=max_pairs, max_mb=max_mb, show_progress=True, force=force)
+    try:
+        s = run_pack(work, shards_dir, layout=layout, jobs=jobs, backend=backend, scheduler=scheduler,
+                     pose_kind=pose_kind, pose_radius=pose_radius, pose_sigma=pose_sigma,
+                     max_pairs=max_pairs, max_mb=max_mb, show_progress=True, force=force)
+    except PoseOptionError as exc:  # out of range for this WORK's image size: a usage error (exit 2)
+        raise click.UsageError(exc.reason) from None
     pairs = ", ".join(f"{k} {v}" for k, v in s["pairs"].items())
     if s["up_to_date"]:
         click.echo(f"pack: up to date, nothing to do ({s['shards']} shards, {pairs} pairs in {shards_dir})")

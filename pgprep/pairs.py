@@ -16,6 +16,7 @@ which are reported) and exported (`--export DIR`).
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 from pathlib import Path
@@ -24,8 +25,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from pgprep import atomic, skeleton
-from pgprep.deepfashion import flatten_name
+from pgprep import atomic, deepfashion, market, skeleton
 from pgprep.errors import PgkitError
 
 STAGE = "pairs"
@@ -34,6 +34,7 @@ PAIR_COLUMNS = ["from", "to", "flip", "item_id"]
 DEFAULT_MIN_DISTANCE = 0.05
 COMMUNITY_PAIRS = "fasion-resize-pairs-{split}.csv"
 COMMUNITY_ANNOTATION = "fasion-resize-annotation-{split}.csv"
+DROPPED_PAIRS = "pairs-dropped-{split}.csv"  # imported pairs not used, one reason each
 
 
 # ---------------------------------------------------------------- inputs
@@ -191,19 +192,25 @@ def flattened_names(images: pd.DataFrame, where) -> dict[str, str]:
     out = {}
     for name in images["image"]:
         try:
-            out[flatten_name(name)] = name
+            out[market.community_name(name)] = name  # PATN-flattened; Market: the bare file name
         except ValueError as exc:
             raise PgkitError(where, f"cannot use community pair names: {exc}") from None
     return out
 
 
 def import_pairs(path: str | os.PathLike, images: pd.DataFrame, split: str,
-                 where=None) -> tuple[pd.DataFrame, dict[str, int], list[str]]:
+                 where=None, why: dict[str, str] | None = None, lists_split: bool = False,
+                 dropped: list[dict] | None = None) -> tuple[pd.DataFrame, dict[str, int], list[str]]:
     """Map a community `from,to` CSV onto kept images of `split`.
 
     Returns (pairs with columns a, b as row indices, problem counts, examples). Pairs naming an
     image the filter did not keep, or one on the other side of the split, are skipped and
     counted. Raw image paths are accepted as well as PATN-flattened names.
+
+    `lists_split` (PATN's lists set the split, work.json `split_source`): a pair naming an
+    image of the other side is an error naming it, never a silent drop. `dropped`: a list that
+    receives one row `from, to, reason` per skipped pair, the reason taken from `why` (name ->
+    the filter's reject reason, `not_kept_reasons`).
     """
     frame = read_community_pairs(path)
     by_flat = flattened_names(images, where)
@@ -219,12 +226,53 @@ def import_pairs(path: str | os.PathLike, images: pd.DataFrame, split: str,
     not_kept = (a < 0) | (b < 0)
     wrong = ~not_kept & ((split_arr[np.maximum(a, 0)] != split) | (split_arr[np.maximum(b, 0)] != split))
     same = ~not_kept & (a == b)
+    if lists_split and wrong.any():
+        i = int(np.flatnonzero(wrong)[0])
+        bad = frame["from"].iloc[i] if split_arr[a[i]] != split else frame["to"].iloc[i]
+        raise PgkitError(path, f"line {i + 2}: pair {frame['from'].iloc[i]} -> {frame['to'].iloc[i]} "
+                               f"names {bad}, which the split lists put on the other side of {split} "
+                               f"({int(wrong.sum())} such pair(s)): the lists and the pairs CSV disagree")
     ok = ~(not_kept | wrong | same)
+    if dropped is not None:
+        why = why or {}
+        for i in np.flatnonzero(~ok):
+            f, t = frame["from"].iloc[i], frame["to"].iloc[i]
+            if not_kept[i]:
+                n = f if a[i] < 0 else t
+                reason = why.get(n, "unknown-image: not in images.csv or rejects.csv")
+                reason, code = f"{n}: {reason}", ":".join(reason.split(":")[:2 if reason.startswith("rejected") else 1])
+            elif wrong[i]:
+                reason, code = f"other-split: an image of the pair is not on the {split} side", "other-split"
+            else:
+                reason, code = "self-pair: from and to are the same image", "self-pair"
+            dropped.append({"from": f, "to": t, "reason": reason, "code": code})
     examples = [f"{frame['from'].iloc[i]} -> {frame['to'].iloc[i]}"
                 for i in np.flatnonzero(~ok)[:3]]
     problems = {"imported": int(len(frame)), "not_kept": int(not_kept.sum()),
                 "other_split": int(wrong.sum()), "self_pairs": int(same.sum())}
     return pd.DataFrame({"a": a[ok], "b": b[ok]}), problems, examples
+
+
+def not_kept_reasons(work: Path) -> dict[str, str]:
+    """Image name (raw and community-flattened) -> why it is not in images.csv: the filter's
+    reject reason (rejects.csv), or the split lists' reason for a list name that mapped to no
+    image (unmapped-list-names.csv)."""
+    out: dict[str, str] = {}
+    for file, key, col, prefix in (("unmapped-list-names.csv", "name", "reason", "unmapped list name: "),
+                                   ("rejects.csv", "image", "reason", "rejected by filter: ")):
+        try:
+            frame = pd.read_csv(work / file, dtype=str, keep_default_na=False)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            continue
+        if key not in frame.columns or col not in frame.columns:
+            continue
+        for name, reason in zip(frame[key], frame[col], strict=True):
+            out[name] = prefix + reason
+            try:
+                out.setdefault(market.community_name(name), prefix + reason)
+            except ValueError:
+                pass
+    return out
 
 
 def export_community(out_dir: str | os.PathLike, images: pd.DataFrame,
@@ -241,17 +289,17 @@ def export_community(out_dir: str | os.PathLike, images: pd.DataFrame,
         p = pairs[split]
         p = p[p["flip"] == 0]
         frame = pd.DataFrame({"from": p["from"].map(flat), "to": p["to"].map(flat)})
-        path = out_dir / COMMUNITY_PAIRS.format(split=split)
+        path = out_dir / market.community_file(COMMUNITY_PAIRS, images).format(split=split)
         atomic.write_csv_atomic(path, frame)
         sel = np.flatnonzero(images["split"].to_numpy() == split)
-        ann = out_dir / COMMUNITY_ANNOTATION.format(split=split)
+        ann = out_dir / market.community_file(COMMUNITY_ANNOTATION, images).format(split=split)
         write_patn_csv(ann, {flat[images["image"].iloc[i]]: kps[i] for i in sel})
         written += [path, ann]
     return written
 
 
 def run_pairs(work: str | os.PathLike, seed: int = 0, min_distance: float = DEFAULT_MIN_DISTANCE,
-              max_per_item: int | None = None, flip: bool = True,
+              max_per_item: int | None = None, flip: bool | None = None, rule: str = "auto",
               import_test: str | os.PathLike | None = None,
               import_train: str | os.PathLike | None = None,
               export: str | os.PathLike | None = None, force: bool = False) -> dict:
@@ -266,6 +314,9 @@ def run_pairs(work: str | os.PathLike, seed: int = 0, min_distance: float = DEFA
     work = Path(work)
     images_path = work / "images.csv"
     meta, images = read_work(work)
+    # pair rules (pgprep.market): pgkit's own, or PG²'s / PATN's Market-1501 scripts; auto = by dataset
+    rule = market.resolve_rule(rule, meta, images)
+    flip = market.rule_flips(rule) if flip is None else flip
     if max_per_item is not None and max_per_item < 1:
         raise PgkitError(None, f"max_per_item must be >= 1, got {max_per_item}")
     inputs = [images_path, work / "work.json"] + [Path(p) for p in (import_test, import_train) if p]
@@ -273,11 +324,11 @@ def run_pairs(work: str | os.PathLike, seed: int = 0, min_distance: float = DEFA
                "flip": bool(flip),
                "import_test": atomic.canonical_path(import_test) if import_test else None,
                "import_train": atomic.canonical_path(import_train) if import_train else None,
-               "export": os.path.abspath(export) if export else None, "version": 1}
+               "export": os.path.abspath(export) if export else None, "version": 1, "rule": rule}
     fp = atomic.fingerprint(inputs, options)
     outputs = [work / f"pairs-{s}.csv" for s in SPLITS]
     if export:
-        outputs += [Path(export) / COMMUNITY_PAIRS.format(split=s) for s in SPLITS]
+        outputs += [Path(export) / market.community_file(COMMUNITY_PAIRS, images).format(split=s) for s in SPLITS]
     if not force and atomic.is_up_to_date(work, STAGE, fp, outputs):
         rec = json.loads((work / atomic.STAMP_DIR / f"{STAGE}.json").read_text())
         return {**rec.get("summary", {}), "up_to_date": True}
@@ -287,17 +338,27 @@ def run_pairs(work: str | os.PathLike, seed: int = 0, min_distance: float = DEFA
     kp = skeleton.frame_columns(images)
     items = images["item_id"].to_numpy()
     rng = np.random.default_rng(seed)
-    summary: dict = {"work": os.fspath(work), "seed": int(seed), "min_distance": float(min_distance),
+    summary: dict = {"work": os.fspath(work), "rule": rule, "seed": int(seed), "min_distance": float(min_distance),
                      "max_per_item": max_per_item, "flip": bool(flip), "imports": {}}
     frames = {}
     for split in SPLITS:
         n_images = int((images["split"] == split).sum())
         imported = {"train": import_train, "test": import_test}[split]
         if imported:
-            got, problems, examples = import_pairs(imported, images, split, images_path)
+            rows: list[dict] = []
+            got, problems, examples = import_pairs(imported, images, split, images_path,
+                                                   why=not_kept_reasons(work), dropped=rows,
+                                                   lists_split=meta.get("split_source") == "lists")
+            atomic.write_csv_atomic(work / DROPPED_PAIRS.format(split=split),
+                                    pd.DataFrame(rows, columns=["from", "to", "reason"]))
+            problems["dropped_csv"] = os.fspath(work / DROPPED_PAIRS.format(split=split))
+            problems["reasons"] = dict(collections.Counter(r["code"] for r in rows).most_common())
             a, b = got["a"].to_numpy(), got["b"].to_numpy()
             summary["imports"][split] = {"file": os.fspath(imported), **problems, "examples": examples}
             candidates, dropped, capped = int(a.size), 0, 0
+        elif rule != "pgkit":  # the published rule as its script has it: no distance filter
+            a, b, got = market.rule_pairs(images, rule, split, seed)
+            candidates, dropped, capped = got["candidates"], got["dropped"], got["capped"]
         else:
             a, b = ordered_pairs(images, split)
             candidates = int(a.size)
@@ -363,8 +424,12 @@ SUMMARY_HEADERS = ["split", "items", "images", "images incl. flips", "candidate 
               help="Drop pairs whose pose distance (mean joint displacement / torso length) is <= this.")
 @click.option("--max-pairs-per-item", "max_per_item", type=click.IntRange(min=1), default=None,
               help="Keep at most N random pairs per item and split (before flips). Default: all.")
-@click.option("--flip/--no-flip", default=True, show_default=True,
-              help="Add the mirrored copy (flip=1) of every train pair.")
+@click.option("--flip/--no-flip", default=None,
+              help="Add the mirrored copy (flip=1) of every train pair [default: yes; patn rule: no].")
+@click.option("--rule", type=click.Choice(market.RULES), default="auto", show_default=True,
+              help="pgkit: all ordered pairs per item with the distance filter; pg2-market / patn: "
+                   "PG²'s convert_market.py / PATN's create_pairs_dataset.py on Market-1501 "
+                   "(docs/market.md); auto: pg2-market for a Market WORK, else pgkit.")
 @click.option("--import-test-pairs", "import_test", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Community `from,to` CSV that replaces the test pairs.")
 @click.option("--import-train-pairs", "import_train", type=click.Path(dir_okay=False, path_type=Path),
@@ -372,7 +437,7 @@ SUMMARY_HEADERS = ["split", "items", "images", "images incl. flips", "candidate 
 @click.option("--export", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write community-format pairs and annotation CSVs into this directory.")
 @click.option("--force", is_flag=True, help="Rebuild even if the stage stamp says nothing changed.")
-def command(work, seed, min_distance, max_per_item, flip, import_test, import_train, export, force):
+def command(work, seed, min_distance, max_per_item, flip, rule, import_test, import_train, export, force):
     """Build cross-pose pairs (condition -> target) per item; write WORK/pairs-{train,test}.csv.
 
     Every ordered pair (A, B), A != B, of kept images of one item id on one side of the
@@ -389,6 +454,8 @@ def command(work, seed, min_distance, max_per_item, flip, import_test, import_tr
       pgprep pairs data/work --min-distance 0.1 --max-pairs-per-item 50 --seed 1
       pgprep pairs data/work --import-test-pairs fasion-resize-pairs-test.csv
       pgprep pairs data/work --export data/community   # fasion-resize-pairs-*.csv
+      pgprep pairs data/mwork --rule patn               # Market-1501: PATN's pairs
+      pgprep pairs data/mwork --import-test-pairs market-pairs-test.csv
 
     \b
     Output (stdout): a table of items, images (and with flips), candidate pairs,
@@ -398,19 +465,26 @@ def command(work, seed, min_distance, max_per_item, flip, import_test, import_tr
     """
     summary = run_pairs(work, seed=seed, min_distance=min_distance, max_per_item=max_per_item,
                         flip=flip, import_test=import_test, import_train=import_train,
-                        export=export, force=force)
+                        export=export, force=force, rule=rule)
     from pgprep.cliutil import echo_table
 
     if summary.get("up_to_date"):
         click.echo(f"pairs: {work} is up to date (same images.csv and options); nothing to do. "
                    "Use --force to rebuild.")
     echo_table(summary_rows(summary), SUMMARY_HEADERS)
+    click.echo(f"rule: {summary.get('rule', 'pgkit')}")
     for split, rec in summary.get("imports", {}).items():
         skipped = rec["not_kept"] + rec["other_split"] + rec["self_pairs"]
         click.echo(f"{split} pairs imported from {rec['file']}: {rec['imported'] - skipped} of "
                    f"{rec['imported']} used; skipped {rec['not_kept']} naming images not kept, "
                    f"{rec['other_split']} naming images of the other split, {rec['self_pairs']} self-pairs"
                    + (f" (e.g. {rec['examples'][0]})" if rec["examples"] else ""))
+        note = deepfashion.pairs_report(split, rec["imported"], rec["imported"] - skipped)
+        if note:
+            click.echo(f"  {note}")
+        if rec.get("reasons"):
+            click.echo("  dropped by reason: " + ", ".join(f"{k} x{v}" for k, v in rec["reasons"].items())
+                       + f" -> {rec['dropped_csv']}")
     for path in summary.get("exported", []):
         click.echo(f"exported {path}")
     if not summary.get("up_to_date"):

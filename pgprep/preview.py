@@ -21,28 +21,35 @@ from pgprep import draw, skeleton
 from pgprep.atomic import write_bytes_atomic
 from pgprep.deepfashion import check_relative
 from pgprep.errors import PgkitError
-from pgprep.geometry import body_mask, encode_png, read_mask, read_rgb
-from pgprep.masks import mask_path
+from pgprep.geometry import Crop, body_mask, encode_png, read_mask, read_rgb
+from pgprep.masks import check_numbers, mask_path
 from pgprep.pairs import SPLITS, read_work
 
 COLUMNS = ["condition", "target", "target skeleton", "target mask"]
 
 
 def load_example(work: Path, root: Path, images: pd.DataFrame, src: str, dst: str, flip: bool,
-                 radius: int = 4) -> dict:
+                 radius: int = 4, crop: Crop | None = None) -> dict:
     """Condition, target (uint8 HWC), target keypoints (18, 3) and mask (H, W) of one pair,
     mirrored if `flip`. A mask missing on disk is computed from the keypoints."""
-    cond = read_rgb(root / src)
+    cond = read_rgb(root / src)  # bounded in bytes and pixels (pgprep.imageio)
     target = read_rgb(root / dst)
-    kp = skeleton.from_columns(images.loc[dst])
+    if crop is not None:  # work.json's crop (pgprep filter --crop): keypoints and masks are in it
+        cond, target = crop.image(cond, root / src), crop.image(target, root / dst)
     mp = mask_path(work, dst)
-    if mp.exists():
-        mask = read_mask(mp)
+    h, w = target.shape[:2]
+    row = images.loc[[dst]].assign(width=w, height=h)
+    _, bad = check_numbers(row)  # keypoints far outside the image would draw millions of disks
+    if bad:
+        raise PgkitError(work / "images.csv", f"{dst}: {bad[0]['reason']}")
+    kp = skeleton.from_columns(images.loc[dst])
+    if os.path.lexists(mp):
+        try:  # the header's size is checked against the image's before any pixel is decoded
+            mask = read_mask(mp, (h, w))
+        except PgkitError as exc:
+            raise PgkitError(mp, f"{exc.reason}; rerun `pgprep masks WORK`") from None
     else:
-        mask = body_mask(kp, target.shape[:2], radius=radius)
-    if mask.shape != target.shape[:2]:
-        raise PgkitError(mp, f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                             f"{target.shape[1]}x{target.shape[0]}; rerun `pgprep masks --force`")
+        mask = body_mask(kp, (h, w), radius=radius)
     if flip:
         cond, target, mask = np.fliplr(cond), np.fliplr(target), np.fliplr(mask)
         kp = skeleton.flip(kp, target.shape[1])
@@ -87,7 +94,10 @@ def contact_sheet(work: str | os.PathLike, n: int = 8, split: str = "both", seed
         flip = bool(flip)
         for name in (src, dst):  # an edited pairs CSV must not make us read outside ROOT
             check_relative(name, work / f"pairs-{split_}.csv")
-        ex = load_example(work, root, images, src, dst, flip)
+            if name not in images.index:
+                raise PgkitError(work / f"pairs-{split_}.csv", f"names {name}, which is not in images.csv "
+                                 "(rerun `pgprep pairs WORK` after `pgprep filter`)")
+        ex = load_example(work, root, images, src, dst, flip, crop=Crop.from_json(meta.get("crop"), work / "work.json"))
         h, w = ex["target"].shape[:2]
         row = [ex["condition"], ex["target"], draw.skeleton_image(ex["keypoints"], (h, w)),
                draw.mask_overlay(ex["target"], ex["mask"])]

@@ -47,6 +47,8 @@ QUICK_BLOCK = 1 << 20  # quick digest: size + first and last MiB (docs/shards.md
 MAX_SIDE = 16384  # largest image side index.json may claim
 MAX_POSE_PX = 1024.0  # largest pose-map radius / sigma
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+MAX_INDEX_BYTES = 64 << 20  # index.json: ~250 bytes a shard, so ~250k shards
+MAX_OBJECTS = 64  # groups, datasets and named types in a shard (pgkit writes 9 or 8)
 
 # Chosen by measurement (docs/shards.md): masks bit-packed along rows then gzip level 4 in one
 # chunk per image; JPEG bytes stored as they are (already entropy coded); dense datasets one
@@ -54,10 +56,19 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 MASK_GZIP = 4
 MASK_ENCODING = "np.packbits(mask, axis=-1, bitorder='big'); unpack with count=W"
 IMAGE_ENCODING = "original image file bytes (JPEG); cv2.imdecode -> BGR -> RGB"
+CROP_ENCODING = "PNG of the centre crop {crop} of the original image (lossless); cv2.imdecode -> BGR -> RGB"
 
 COMPACT_DATASETS = ("images/name", "images/jpeg", "images/keypoints", "images/mask",
                     "pairs/from", "pairs/to", "pairs/flip")
 DENSE_DATASETS = ("condition", "target", "pose", "mask", "keypoints", "from", "to", "flip")
+# the type each dataset is written with ("str": UTF-8 variable-length; "bytes": vlen uint8)
+COMPACT_TYPES = {"images/name": "str", "images/jpeg": "bytes", "images/keypoints": "float32",
+                 "images/mask": "uint8", "pairs/from": "int32", "pairs/to": "int32",
+                 "pairs/flip": "uint8"}
+DENSE_TYPES = {**dict.fromkeys(("condition", "target", "pose", "mask", "keypoints"), "float32"),
+               "from": "str", "to": "str", "flip": "uint8"}
+TYPE_WORDS = {"str": "variable-length UTF-8 strings", "bytes": "variable-length uint8 (file bytes)"}
+VLEN_MIN_BYTES = 8  # a variable-length element takes 16 bytes in the file (length + heap id)
 
 _STR = h5py.string_dtype("utf-8")
 
@@ -74,10 +85,16 @@ def pose_settings(kind: str = "disk", radius: float = 4.0, sigma: float = 6.0,
     out = {"kind": kind}
     for name, v in (("radius", radius), ("sigma", sigma)):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                or not (math.isfinite(v) and 0 < v <= MAX_POSE_PX):
-            raise PgkitError(where, f"pose {name} must be a number in (0, {MAX_POSE_PX:g}] px, got {v!r}")
+                or not (0 < v <= MAX_POSE_PX and math.isfinite(v)):  # range first: 10**400 is no float
+            raise PgkitError(where, f"pose {name} must be a number in (0, {MAX_POSE_PX:g}] px, got {_short(v)}")
         out[name] = float(v)
     return out
+
+
+def _short(v) -> str:
+    """repr(v) cut to 60 characters (a 4,000-digit integer or a long list in an error message)."""
+    text = repr(v)
+    return text if len(text) <= 60 else text[:60] + "..."
 
 
 def quick_digest(data: str | os.PathLike | bytes | memoryview) -> str:
@@ -123,6 +140,72 @@ def check_shard_file(path: str | os.PathLike, entry: dict, full: bool = False) -
     raise PgkitError(path, f"changed since it was packed ({why}); rerun `pgprep pack` to rewrite it")
 
 
+def check_self_contained(f: h5py.File, path: str | os.PathLike) -> None:
+    """Raise PgkitError naming the shard unless everything a reader can reach is stored in
+    this file: only hard links (no soft or external link), no virtual dataset, no external
+    raw storage, no filter but gzip. index.json's sha256 covers this file's bytes only, so
+    data read through a link or from another file would escape it. Walks the links without
+    following any but hard ones (a soft-link loop is refused, not followed); must run before
+    anything opens a dataset by name."""
+    count = 0
+    todo: list[tuple[str, h5py.Group]] = [("", f)]
+    while todo:
+        prefix, group = todo.pop()
+        if group.id.get_num_objs() > MAX_OBJECTS:
+            raise PgkitError(path, f"group /{prefix} holds {group.id.get_num_objs():,} objects; "
+                                   "a pgkit shard holds a handful: not a shard pgkit wrote")
+        for key in group:
+            name = f"{prefix}{key}"
+            link = group.get(key, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                raise PgkitError(path, f"{name} is an external link to {link.filename}:{link.path}; "
+                                       "refused: a shard must hold all its data itself (the sha256 "
+                                       "covers this file only); rerun `pgprep pack`")
+            if not isinstance(link, h5py.HardLink):
+                kind = "soft link" if isinstance(link, h5py.SoftLink) else type(link).__name__
+                raise PgkitError(path, f"{name} is a {kind} to {getattr(link, 'path', '?')}; refused: "
+                                       "pgkit shards hold no links; rerun `pgprep pack`")
+            count += 1
+            if count > MAX_OBJECTS:
+                raise PgkitError(path, f"more than {MAX_OBJECTS} objects (hard links in a loop?); "
+                                       "not a shard pgkit wrote")
+            obj = group[key]
+            if isinstance(obj, h5py.Group):
+                todo.append((f"{name}/", obj))
+            elif isinstance(obj, h5py.Dataset):
+                _check_storage_is_local(obj, name, path)
+
+
+def _check_storage_is_local(ds: h5py.Dataset, name: str, path) -> None:
+    plist = ds.id.get_create_plist()
+    if ds.is_virtual:
+        raise PgkitError(path, f"{name} is a virtual dataset (its data lives in other files); "
+                               "refused: a shard must hold all its data itself; rerun `pgprep pack`")
+    if plist.get_external_count():
+        raise PgkitError(path, f"{name} keeps its data in external raw files "
+                               f"({plist.get_external(0)[0].decode(errors='replace')!r}); refused: a "
+                               "shard must hold all its data itself; rerun `pgprep pack`")
+    for i in range(plist.get_nfilters()):
+        code = plist.get_filter(i)[0]
+        if code != h5py.h5z.FILTER_DEFLATE:  # any other filter may load a plugin library
+            raise PgkitError(path, f"{name} uses HDF5 filter {code}; pgkit shards use gzip only")
+
+
+def open_shard(path: str | os.PathLike) -> h5py.File:
+    """h5py.File(path, "r") once `check_self_contained` passed; PgkitError naming the shard
+    otherwise (also for a file that is not HDF5). Every reader of a shard opens it here."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise PgkitError(path, f"not a readable HDF5 file ({exc})") from None
+    try:
+        check_self_contained(f, path)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
 def _attrs(layout: str, split: str, image_size, pose: dict, n_pairs: int, n_images: int,
            removed: list) -> dict:
     h, w = image_size
@@ -149,7 +232,7 @@ def _dataset(f: h5py.File, name: str, data=None, **kw) -> h5py.Dataset:
 def write_compact(path: str | os.PathLike, split: str, image_size, pose: dict,
                   names: list[str], jpegs: list[bytes], keypoints: np.ndarray,
                   masks: np.ndarray, pair_from: np.ndarray, pair_to: np.ndarray,
-                  pair_flip: np.ndarray, removed: list) -> None:
+                  pair_flip: np.ndarray, removed: list, image_encoding: str = IMAGE_ENCODING) -> None:
     """One compact shard: images once, pairs as indices. `masks` is (n, H, W) uint8 {0,1}."""
     h, w = image_size
     n = len(names)
@@ -158,7 +241,7 @@ def write_compact(path: str | os.PathLike, split: str, image_size, pose: dict,
     with h5py.File(path, "w") as f:
         for k, v in _attrs("compact", split, image_size, pose, len(pair_from), n, removed).items():
             f.attrs[k] = v
-        f.attrs["image_encoding"] = IMAGE_ENCODING
+        f.attrs["image_encoding"] = image_encoding
         f.attrs["mask_encoding"] = MASK_ENCODING
         f.create_group("images")
         f.create_group("pairs")
@@ -262,10 +345,60 @@ def to_hwc(ex: dict) -> dict:
     return {k: np.ascontiguousarray(v.transpose(1, 2, 0)) if v.ndim == 3 else v for k, v in ex.items()}
 
 
-def decode_bgr(data: np.ndarray, where: str) -> np.ndarray:
-    bgr = cv2.imdecode(np.asarray(data, np.uint8), cv2.IMREAD_COLOR)
+def stored_image_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) as a JPEG's frame header, a PNG's IHDR or a WebP's VP8/VP8L/VP8X header
+    stores them (before any EXIF rotation); None if no such header is found. Reads only
+    header bytes: what a decode would allocate is known before it runs."""
+    be = int.from_bytes
+    if data[:3] == b"\xff\xd8\xff":
+        i, n = 2, len(data)
+        while i + 4 <= n:
+            if data[i] != 0xFF:
+                return None
+            marker = data[i + 1]
+            if marker == 0xFF:  # fill byte
+                i += 1
+            elif marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length field
+                i += 2
+            elif marker in (0xD9, 0xDA):  # end of image / start of scan before a frame header
+                return None
+            elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOFn
+                return (be(data[i + 5:i + 7], "big"), be(data[i + 7:i + 9], "big")) if i + 9 <= n else None
+            else:
+                i += 2 + be(data[i + 2:i + 4], "big")
+        return None
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        return be(data[20:24], "big"), be(data[16:20], "big")
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        kind = data[12:16]
+        if kind == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+            return be(data[28:30], "little") & 0x3FFF, be(data[26:28], "little") & 0x3FFF
+        if kind == b"VP8L" and data[20] == 0x2F:
+            bits = be(data[21:25], "little")
+            return ((bits >> 14) & 0x3FFF) + 1, (bits & 0x3FFF) + 1
+        if kind == b"VP8X":
+            return be(data[27:30], "little") + 1, be(data[24:27], "little") + 1
+    return None
+
+
+def decode_bgr(data: np.ndarray, where: str, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Stored image bytes -> BGR (H, W, 3). With `size` (index.json's image_size), the header
+    must claim exactly that many pixels (either orientation: EXIF may rotate) before the
+    decode runs, so a stored JPEG claiming 30000x30000 costs nothing; the result must be `size`."""
+    data = np.asarray(data, np.uint8)
+    if size is not None:
+        claim = stored_image_size(data.tobytes())
+        if claim is None:
+            raise PgkitError(where, "stored image has no JPEG, PNG or WebP header")
+        if sorted(claim) != sorted(size):
+            raise PgkitError(where, f"stored image header says {claim[0]}x{claim[1]} (HxW), "
+                                    f"index.json's image_size is {size[0]}x{size[1]}")
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None:
         raise PgkitError(where, "stored image does not decode")
+    if size is not None and bgr.shape[:2] != tuple(size):
+        raise PgkitError(where, f"stored image decodes to {bgr.shape[0]}x{bgr.shape[1]} (HxW), "
+                                f"index.json's image_size is {size[0]}x{size[1]}")
     return bgr
 
 
@@ -294,10 +427,7 @@ class ShardReader:
         if self._f is None or self._pid != os.getpid():
             if self.entry is not None:
                 check_shard_file(self.path, self.entry)
-            try:
-                f = h5py.File(self.path, "r")
-            except OSError as exc:
-                raise PgkitError(self.path, f"cannot open shard ({exc})") from None
+            f = open_shard(self.path)
             if self.entry is not None and self.index is not None:
                 problems = _check_schema(f, self.entry, self.index)
                 if problems:
@@ -386,8 +516,9 @@ class ShardReader:
             # masks one by one: ~5 us each (one gzip chunk), while h5py's list read of a 3-D
             # dataset selected point by point and took milliseconds
             mask = np.unpackbits(m["mask"][bi], axis=-1, count=w, bitorder="big")
-            out.append(raw_example(decode_bgr(jpeg[ai], f"{self.path}:images/jpeg[{ai}]"),
-                                   decode_bgr(jpeg[bi], f"{self.path}:images/jpeg[{bi}]"),
+            size = m["image_size"]
+            out.append(raw_example(decode_bgr(jpeg[ai], f"{self.path}:images/jpeg[{ai}]", size),
+                                   decode_bgr(jpeg[bi], f"{self.path}:images/jpeg[{bi}]", size),
                                    m["keypoints"][bi], mask, bool(m["flip"][i])))
         return out
 
@@ -397,11 +528,18 @@ class ShardReader:
 def read_index(shards: str | os.PathLike) -> dict:
     path = Path(shards) / INDEX
     try:
-        doc = json.loads(path.read_text())
+        if path.exists() and not path.is_file():  # a FIFO would block, /dev/zero never end
+            raise PgkitError(path, "not a regular file: not an index pgkit wrote")
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size > MAX_INDEX_BYTES:
+                raise PgkitError(path, f"larger than {MAX_INDEX_BYTES >> 20} MiB: not an index pgkit wrote")
+            doc = json.loads(fh.read(MAX_INDEX_BYTES + 1).decode("utf-8"))
     except FileNotFoundError:
         raise PgkitError(path, "no index.json: not a shard directory (run `pgprep pack` first)") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PgkitError(path, f"unreadable index ({exc})") from None
+    except RecursionError:
+        raise PgkitError(path, "unreadable index (JSON nested too deeply)") from None
+    except (OSError, ValueError) as exc:  # also the 4,300-digit integer limit and bad UTF-8
+        raise PgkitError(path, f"unreadable index ({str(exc).splitlines()[0][:200]})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise PgkitError(path, f"not a {FORMAT} index (format={doc.get('format') if isinstance(doc, dict) else None!r})")
     if doc.get("version") != VERSION:
@@ -435,7 +573,8 @@ def validate_index(doc: dict, path: str | os.PathLike) -> dict:
     if not isinstance(entries, list):
         bad(f"shards must be a list, got {type(entries).__name__}")
     totals = dict.fromkeys(splits, 0)
-    seen = set()
+    seen: set[str] = set()
+    digests: dict[str, str] = {}
     for k, e in enumerate(entries):
         where = f"shards[{k}]"
         if not isinstance(e, dict):
@@ -459,6 +598,10 @@ def validate_index(doc: dict, path: str | os.PathLike) -> dict:
             if (field == "sha256" or field in e) and not (isinstance(e.get(field), str)
                                                           and _HEX64.fullmatch(e[field])):
                 bad(f"{where} ({name}): {field} must be 64 hex digits, got {e.get(field)!r}")
+        if e["sha256"] in digests:  # a copied shard listed again: its pairs would train twice
+            bad(f"{where} ({name}): same sha256 as {digests[e['sha256']]}; a shard listed twice "
+                "under two names (its pairs would be used twice)")
+        digests[e["sha256"]] = name
         totals[e["split"]] += e["pairs"]
     for split, info in splits.items():
         if not isinstance(info, dict) or not _count(info.get("pairs")):
@@ -494,11 +637,20 @@ def _check_schema(f: h5py.File, entry: dict, index: dict) -> list[str]:
         missing = [d for d in COMPACT_DATASETS if d not in f]
         if missing:
             return [f"missing datasets {missing}"]
-        m = f["images/name"].shape[0]
-        shapes = {"images/jpeg": (m,), "images/keypoints": (m, 18, 3),
+        bad += _check_types(f, COMPACT_TYPES)
+        m = f["images/name"].shape[0] if f["images/name"].ndim == 1 else -1
+        shapes = {"images/name": (m,), "images/jpeg": (m,), "images/keypoints": (m, 18, 3),
                   "images/mask": (m, h, (w + 7) // 8), "pairs/from": (n,), "pairs/to": (n,),
                   "pairs/flip": (n,)}
         bad += [f"{d} has shape {f[d].shape}, expected {s}" for d, s in shapes.items() if f[d].shape != s]
+        if not bad:
+            bad += _check_storage(f, COMPACT_DATASETS)
+        if not bad:  # every stored image belongs to a pair: at most two a pair
+            counts = {"index.json's images": entry.get("images", m), "attribute images": f.attrs.get("images")}
+            bad += [f"images/name holds {m:,} images, {what} says {v!r}" for what, v in counts.items()
+                    if not isinstance(v, (int, np.integer)) or v != m]
+            if m > 2 * n:
+                bad.append(f"images/name holds {m:,} images for {n:,} pairs (at most 2 a pair)")
         if not bad and n:
             for d in ("pairs/from", "pairs/to"):
                 v = f[d][:]
@@ -510,12 +662,56 @@ def _check_schema(f: h5py.File, entry: dict, index: dict) -> list[str]:
         missing = [d for d in DENSE_DATASETS if d not in f]
         if missing:
             return [f"missing datasets {missing}"]
+        bad += _check_types(f, DENSE_TYPES)
         shapes = {"condition": (n, h, w, 3), "target": (n, h, w, 3), "pose": (n, h, w, 18),
                   "mask": (n, h, w, 1), "keypoints": (n, 18, 3), "from": (n,), "to": (n,),
                   "flip": (n,)}
         bad += [f"{d} has shape {f[d].shape}, expected {s}" for d, s in shapes.items() if f[d].shape != s]
         if not bad:
+            bad += _check_storage(f, DENSE_DATASETS)
+        if not bad and "images" in entry and f.attrs.get("images") != entry["images"]:
+            bad.append(f"attribute images={f.attrs.get('images')!r}, index.json says {entry['images']!r}")
+        if not bad:
             bad += _check_names(f["from"][:], "from") + _check_names(f["to"][:], "to")
+    return bad
+
+
+def _check_types(f: h5py.File, types: dict) -> list[str]:
+    """Each dataset has the type the writer gives it (a float32 where int32 indices belong
+    would otherwise pass verify and stop fit with a TypeError)."""
+    bad = []
+    for name, want in types.items():
+        dt = f[name].dtype
+        if want == "str":
+            info = h5py.check_string_dtype(dt)
+            ok = info is not None and info.length is None
+        elif want == "bytes":
+            ok = h5py.check_string_dtype(dt) is None and h5py.check_vlen_dtype(dt) == np.dtype(np.uint8)
+        else:
+            ok = dt == np.dtype(want)
+        if not ok:
+            bad.append(f"{name} has type {dt}, expected {TYPE_WORDS.get(want, want)}")
+    return bad
+
+
+def _check_storage(f: h5py.File, names) -> list[str]:
+    """What a dataset declares must be stored in this file before anything reads it: a 14 KB
+    shard declaring 10^8 names (unwritten data reads as fill values) would otherwise cost GBs.
+    Unfiltered data must be fully stored, and no dataset may claim more than the file holds;
+    the one compressed dataset (images/mask) is read a chunk (one mask) at a time."""
+    size = f.id.get_filesize()
+    bad = []
+    for name in names:
+        ds = f[name]
+        stored = ds.id.get_storage_size()
+        filtered = ds.id.get_create_plist().get_nfilters() > 0
+        per = VLEN_MIN_BYTES if ds.dtype.kind == "O" else ds.dtype.itemsize
+        need = math.prod(ds.shape) * per
+        if stored > size or (not filtered and stored < need):
+            bad.append(f"{name} declares shape {ds.shape} ({need:,} bytes) but stores {stored:,} "
+                       f"bytes in a {size:,}-byte file")
+        elif filtered and ds.chunks != (1,) + ds.shape[1:]:
+            bad.append(f"{name} is compressed in chunks {ds.chunks}, expected one per image {(1,) + ds.shape[1:]}")
     return bad
 
 
@@ -547,15 +743,21 @@ def verify(shards: str | os.PathLike, show_progress: bool = False) -> list[str]:
         if not path.is_file():
             problems.append(f"{path}: missing")
             continue
+        size = path.stat().st_size
+        if "bytes" in entry and size != entry["bytes"]:
+            problems.append(f"{path}: size {size:,} bytes, index.json records {entry['bytes']:,}")
+            continue
         digest = file_sha256(path)
         if digest != entry["sha256"]:
             problems.append(f"{path}: sha256 {digest[:12]}... differs from index.json's {entry['sha256'][:12]}...")
             continue
         try:
-            with h5py.File(path, "r") as f:
+            with open_shard(path) as f:
                 problems += [f"{path}: {p}" for p in _check_schema(f, entry, index)]
-        except OSError as exc:
-            problems.append(f"{path}: not a readable HDF5 file ({exc})")
+        except PgkitError as exc:
+            problems.append(str(exc))
+        except (OSError, ValueError, KeyError) as exc:  # h5py's words for a damaged structure
+            problems.append(f"{path}: not a readable shard ({exc})")
     for split, info in index.get("splits", {}).items():
         if totals.get(split, 0) != info.get("pairs"):
             problems.append(f"{shards / INDEX}: split {split} claims {info.get('pairs')} pairs, "
@@ -632,7 +834,7 @@ def inspect_command(shards: Path, datasets: bool):
                    f"{sum(r['pairs'] for r in removed)} pair(s); e.g. {removed[0]['image']}: {removed[0]['reason']}")
     if index["shards"]:
         first = shards / index["shards"][0]["file"]
-        with h5py.File(first, "r") as f:
+        with open_shard(first) as f:
             click.echo(f"attributes of {first.name}:")
             for k in sorted(f.attrs):
                 v = f.attrs[k]

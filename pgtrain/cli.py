@@ -10,8 +10,9 @@ from pgprep.cliutil import LazyGroup, debug_option
 COMMANDS = {
     "demo": ("pgtrain.demo:command", "The whole pipeline on synthetic data, CPU-sized."),
     "fit": ("pgtrain.loop:command", "Train G1 / G2 with a preset (g1, pg2, triplet, wgan-triplet)."),
-    "eval": ("pgtrain.evaluate:command", "SSIM (PG², PATN), mask-SSIM, L1, PSNR, FID, IS, LPIPS."),
-    "table": ("pgtrain.evaluate:table_command", "Several runs' eval.json side by side."),
+    "eval": ("pgtrain.evaluate:command", "SSIM, mask-SSIM, IS, FID, LPIPS; --protocol pg2,defgan,patn,gfla,pidm,cfld."),
+    "score": ("pgtrain.score:command", "Another method's outputs under the published protocols."),
+    "table": ("pgtrain.evaluate:table_command", "Runs and scored folders side by side (with --protocol: beside the published numbers)."),
     "generate": ("pgtrain.generate:command", "One condition image + a target pose -> images."),
     "figures": ("pgtrain.figures:command", "Result strips, sharpness view, loss curves."),
 }

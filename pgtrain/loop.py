@@ -36,6 +36,7 @@ from pgprep.cliutil import progress
 from pgprep.errors import PgkitError
 from pgtrain import checkpoint, dist, losses, nets, presets, rundir
 from pgtrain.presets import Options
+from pgtrain.rundir import OptionType
 from pgtrain.stats import StatsWriter
 
 SAMPLE_COLUMNS = ["condition", "target pose", "stage-1", "stage-2", "target"]
@@ -447,6 +448,9 @@ def _fit(shards, run: Path, preset: str | None = None, *, tiny: bool = False, re
         overrides["clip"] = None
     last_path = run / "checkpoints" / "last.pt"
     ck = checkpoint.load(last_path) if last_path.exists() else None
+    rundir.check_options(overrides)  # the Python API's overrides: the CLI's types checked them already
+    if ck is not None:
+        rundir.check_options(ck["options"], last_path)
     if ck is None:
         opts = presets.resolve(preset or "g1", tiny=tiny, **overrides)
     else:
@@ -480,6 +484,11 @@ def _fit(shards, run: Path, preset: str | None = None, *, tiny: bool = False, re
               "shards": str(shards) if not isinstance(shards, Dataset) else type(shards).__name__,
               "world_size": info.world_size, "device_used": str(device), "data_path_used": data_path}
     record.update(rundir.data_identity(shards))  # what --resume compares (pgtrain.rundir)
+    if ck is not None:  # shapes first, on the meta device: nothing of the wrong width is allocated
+        spec = {**opts.to_dict(), "image_size": list(size)}
+        for k in ("g1", "g2", "d"):
+            if k in ck["nets"] and (k == "g1" or opts.discriminator is not None):
+                checkpoint.check_state_shapes(k, spec, ck["nets"][k], last_path)
     if info.is_main:
         if ck is None:
             rundir.check_fresh_run(run)
@@ -610,43 +619,43 @@ def _fit(shards, run: Path, preset: str | None = None, *, tiny: bool = False, re
               help="Train Stage 1, Stage 2, or both [both].")
 @click.option("--init-from", type=click.Path(dir_okay=False), default=None,
               help="Stage 2: take G1 from this checkpoint (default RUN/checkpoints/stage1.pt).")
-@click.option("--steps1", type=int, default=None, help="Stage-1 (G1) steps [40000].")
-@click.option("--steps2", type=int, default=None, help="Stage-2 (G2) generator steps [25000].")
-@click.option("--batch-size", type=int, default=None, help="Global batch size [4].")
-@click.option("--channels", type=int, default=None, help="Base width of G1/G2 [128, PG²].")
-@click.option("--d-channels", type=int, default=None, help="Base width of D [channels/2].")
-@click.option("--lr", type=float, default=None, help="Learning rate, every network [5e-5].")
-@click.option("--lr2", type=float, default=None, help="Stage-2 learning rate, G2 and D [--lr].")
-@click.option("--lr-d", type=float, default=None, help="D's learning rate [--lr2].")
+@click.option("--steps1", type=OptionType("steps1"), default=None, help="Stage-1 (G1) steps [40000].")
+@click.option("--steps2", type=OptionType("steps2"), default=None, help="Stage-2 (G2) generator steps [25000].")
+@click.option("--batch-size", type=OptionType("batch_size"), default=None, help="Global batch size [4].")
+@click.option("--channels", type=OptionType("channels"), default=None, help="Base width of G1/G2 [128, PG²].")
+@click.option("--d-channels", type=OptionType("d_channels"), default=None, help="Base width of D [channels/2].")
+@click.option("--lr", type=OptionType("lr"), default=None, help="Learning rate, every network [5e-5].")
+@click.option("--lr2", type=OptionType("lr2"), default=None, help="Stage-2 learning rate, G2 and D [--lr].")
+@click.option("--lr-d", type=OptionType("lr_d"), default=None, help="D's learning rate [--lr2].")
 @click.option("--optimizer1", type=click.Choice(["adam", "rmsprop"]), default=None,
               help="Stage-1 optimiser [adam, every preset].")
 @click.option("--optimizer", type=click.Choice(["adam", "rmsprop"]), default=None,
               help="Stage-2 optimiser, G2 and D [adam; rmsprop for wgan-triplet]")
-@click.option("--beta1", type=float, default=None, help="Adam beta1 [0.5].")
+@click.option("--beta1", type=OptionType("beta1"), default=None, help="Adam beta1 [0.5].")
 @click.option("--stage1-loss", type=click.Choice(["pose-mask-l1", "l1"]), default=None,
               help="G1's loss [pose-mask-l1 (seed); l1 for pg2-official].")
 @click.option("--g-adversarial-on", type=click.Choice(["g2", "fakes"]), default=None,
               help="G2's adversarial term on D(G2) or on every fake set [g2; fakes for pg2-official].")
-@click.option("--diffmap-init", type=float, default=None,
+@click.option("--diffmap-init", type=OptionType("diffmap_init"), default=None,
               help="Scale of G2's last-layer init [1 = PG²'s Glorot; 0.1 with --tiny].")
-@click.option("--l1-weight", type=float, default=None, help="G2's pose-mask L1 weight [50].")
-@click.option("--adv-weight", type=float, default=None, help="G2's adversarial weight [1].")
-@click.option("--critic-steps", type=int, default=None, help="D steps per G2 step [1; wgan 10].")
-@click.option("--clip", type=float, default=None, help="Critic weight clip, 0 = off [wgan 0.01].")
-@click.option("--gp", type=float, default=None, help="WGAN-GP weight, 0 = off (needs --d-norm none).")
+@click.option("--l1-weight", type=OptionType("l1_weight"), default=None, help="G2's pose-mask L1 weight [50].")
+@click.option("--adv-weight", type=OptionType("adv_weight"), default=None, help="G2's adversarial weight [1].")
+@click.option("--critic-steps", type=OptionType("critic_steps"), default=None, help="D steps per G2 step [1; wgan 10].")
+@click.option("--clip", type=OptionType("clip"), default=None, help="Critic weight clip, 0 = off [wgan 0.01].")
+@click.option("--gp", type=OptionType("gp"), default=None, help="WGAN-GP weight, 0 = off (needs --d-norm none).")
 @click.option("--d-norm", type=click.Choice(["batch", "none"]), default=None, help="D normalisation [batch].")
-@click.option("--seed", type=int, default=None, help="Seed of weights and data order [0].")
+@click.option("--seed", type=OptionType("seed"), default=None, help="Seed of weights and data order [0].")
 @click.option("--device", default=None, help="auto | cpu | cuda | cuda:N | mps [auto].")
 @click.option("--amp/--no-amp", default=None, help="bf16 autocast on GPU [on].")
 @click.option("--channels-last/--no-channels-last", default=None, help="Memory format [on for CUDA and CPU].")
-@click.option("--workers", type=int, default=None, help="DataLoader workers [0 on CPU, 4 on GPU].")
+@click.option("--workers", type=OptionType("workers"), default=None, help="DataLoader workers [0 on CPU, 4 on GPU].")
 @click.option("--data-path", type=click.Choice(["auto", "raw", "float"]), default=None,
               help="raw: uint8 bytes to the device, pose maps rendered there; float: float32 "
                    "items from the loader [auto: raw].")
 @click.option("--compile/--no-compile", "compile", default=None, help="torch.compile the training passes [off].")
-@click.option("--log-every", type=int, default=None, help="stats.jsonl every N steps [50].")
-@click.option("--sample-every", type=int, default=None, help="Sample grid every N steps [1000].")
-@click.option("--ckpt-every", type=int, default=None, help="Checkpoint every N steps [1000].")
+@click.option("--log-every", type=OptionType("log_every"), default=None, help="stats.jsonl every N steps [50].")
+@click.option("--sample-every", type=OptionType("sample_every"), default=None, help="Sample grid every N steps [1000].")
+@click.option("--ckpt-every", type=OptionType("ckpt_every"), default=None, help="Checkpoint every N steps [1000].")
 @click.option("--resume", is_flag=True, help="Continue the run in RUN from checkpoints/last.pt.")
 @click.option("--allow-new-data", is_flag=True,
               help="With --resume: continue on SHARDS even if it is not the data the checkpoint "

@@ -97,6 +97,14 @@ PRESETS: dict[str, Options] = {
         _SEED, preset="pg2-official", discriminator="triplet", batch_size=1, lr=2e-5,
         steps1=22_000, steps2=58_000, stage1_loss="l1", g_adversarial_on="fakes",
         g_step_first=True),
+    # Ma et al.'s Market-1501 configuration as released: run_market_train.sh + trainer.py (class
+    # PG2, main.py --model=1): 128x64, batch 16, 60k steps (22k Stage 1), Adam 2e-5 (trainer.py
+    # _getOptimizer 'dcgan'), Stage 1 = L1 + pose-mask L1 (trainer.py g_loss1), G2's L1 weight 10
+    # (trainer.py L1Loss2 * 10), G2's adversarial term on D(G2) only (_gan_loss gen_cost), G2 then D
+    "pg2-official-market": dataclasses.replace(
+        _SEED, preset="pg2-official-market", discriminator="triplet", batch_size=16, lr=2e-5,
+        steps1=22_000, steps2=38_000, stage1_loss="pose-mask-l1", g_adversarial_on="g2",
+        g_step_first=True, l1_weight=10.0, g2_skips="inner"),
     # extensions, not in the seed's table
     "triplet-pose": dataclasses.replace(_SEED, preset="triplet-pose", discriminator="triplet-pose"),
     # the gradient-penalty critic (Gulrajani et al.: Adam(0, 0.9), 5 critic steps, lambda 10,

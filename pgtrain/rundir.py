@@ -17,10 +17,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import click
 
 from pgprep.atomic import file_sha256, temp_target
 from pgprep.errors import PgkitError
@@ -29,7 +33,7 @@ LOCK_NAME = ".lock"
 _OWN_NAMES = {  # directory (relative to RUN) -> final names `fit` writes there atomically
     # (not eval.json & co.: `pgtrain eval` may be writing those while a fit runs)
     ".": re.compile(r"^(options\.json|stats\.jsonl)$"),
-    "checkpoints": re.compile(r"^[\w.-]+\.pt$"),
+    "checkpoints": re.compile(r"^(last|stage1)\.pt$"),  # exactly the two fit writes (loop.fit's save)
     "samples": re.compile(r"^step-\d+\.png$"),
 }
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -169,3 +173,94 @@ def check_same_data(run: str | os.PathLike, saved: dict, current: dict, allow_ne
                          + "; ".join(changes) + ". Pass the same SHARDS, or --allow-new-data "
                          "to continue on this data on purpose")
     return "continuing on new data (--allow-new-data): " + "; ".join(changes)
+
+
+# ---------------------------------------------------------------- numeric options
+
+@dataclass(frozen=True)
+class Range:
+    """A closed or half-open interval a numeric option must lie in (always finite)."""
+
+    lo: float
+    hi: float
+    whole: bool = False     # a whole number (steps, widths, seed ...)
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def holds(self, v) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return False
+        if self.whole and not isinstance(v, int):
+            return False
+        above = v > self.lo if self.lo_open else v >= self.lo
+        below = v < self.hi if self.hi_open else v <= self.hi
+        return above and below and math.isfinite(v)  # range first: 10**400 is no float
+
+    def __str__(self) -> str:
+        if self.whole:
+            return f"a whole number in {self.lo:g}..{self.hi:g}"
+        return f"a finite number in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+
+
+# Every numeric option of `pgtrain fit`, checked at the command line (a usage error naming the
+# option) and on every resolved Options and checkpoint before anything is written or built.
+OPTION_RANGES: dict[str, Range] = {
+    "steps1": Range(0, 1e9, whole=True), "steps2": Range(0, 1e9, whole=True),
+    "batch_size": Range(1, 65536, whole=True),
+    "channels": Range(1, 1024, whole=True), "d_channels": Range(1, 1024, whole=True),
+    "fc_dim": Range(1, 4096, whole=True),
+    "lr": Range(0, 1, lo_open=True), "lr2": Range(0, 1, lo_open=True), "lr_d": Range(0, 1, lo_open=True),
+    "beta1": Range(0, 1, hi_open=True), "beta2": Range(0, 1, hi_open=True),  # Adam needs beta < 1
+    "diffmap_init": Range(0, 10),          # 1 = PG²'s Glorot scale
+    "l1_weight": Range(0, 1e6), "adv_weight": Range(0, 1e6), "gp": Range(0, 1e6),
+    "clip": Range(0, 100),                 # 0 = off
+    "critic_steps": Range(1, 1000, whole=True),
+    "seed": Range(0, 2**32 - 1, whole=True),  # numpy's seed range
+    "workers": Range(0, 256, whole=True),
+    "log_every": Range(1, 1e9, whole=True), "sample_every": Range(1, 1e9, whole=True),
+    "ckpt_every": Range(1, 1e9, whole=True), "sample_count": Range(1, 64, whole=True),
+}
+
+
+def check_options(options: dict, where: str | os.PathLike | None = None) -> None:
+    """PgkitError naming `where` (a checkpoint, options.json; None for the command line) at the
+    first numeric option outside OPTION_RANGES (None means "the default" and passes), or when
+    `options` is not a dict."""
+    if not isinstance(options, dict):
+        raise PgkitError(where, f"its options must be an object (a dict), got {type(options).__name__}")
+    for name, rng in OPTION_RANGES.items():
+        v = options.get(name)
+        if v is not None and not rng.holds(v):
+            raise PgkitError(where, f"option {name} must be {rng}, got {_short(v)}")
+    betas = options.get("betas2")
+    if betas is not None and not (isinstance(betas, (list, tuple)) and len(betas) == 2
+                                  and all(OPTION_RANGES["beta1"].holds(b) for b in betas)):
+        raise PgkitError(where, f"option betas2 must be two numbers in [0, 1), got {_short(betas)}")
+
+
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+class OptionType(click.ParamType):
+    """A click type for one numeric fit option: finite and inside OPTION_RANGES[name], so
+    `--lr nan` or `--beta1 2` is a usage error (exit 2) naming the option, before any file."""
+
+    def __init__(self, name: str):
+        self.key = name
+        self.range = OPTION_RANGES[name]
+        self.name = "integer" if self.range.whole else "float"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            v = value
+        else:
+            text = str(value).strip()
+            try:
+                v = int(text) if self.range.whole else float(text)
+            except ValueError:
+                self.fail(f"{value!r} is not {self.range}", param, ctx)
+        if not self.range.holds(v):
+            self.fail(f"{_short(value)} is not {self.range}", param, ctx)
+        return v

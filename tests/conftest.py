@@ -56,3 +56,20 @@ def shards_dir(work_dir, tmp_path_factory):
     shards = tmp_path_factory.mktemp("shards") / "shards"
     run_pack(work_dir, shards, layout="compact", jobs=1)
     return shards
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_network_no_user_cache(tmp_path_factory):
+    """No test downloads weights or touches the user's cache: PGKIT_OFFLINE=1 and a private
+    PGKIT_CACHE (tests of the fetching code unset them and serve files from 127.0.0.1)."""
+    import os
+
+    old = {k: os.environ.get(k) for k in ("PGKIT_OFFLINE", "PGKIT_CACHE")}
+    os.environ["PGKIT_OFFLINE"] = "1"
+    os.environ["PGKIT_CACHE"] = str(tmp_path_factory.mktemp("pgkit-cache"))
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

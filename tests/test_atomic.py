@@ -1,5 +1,6 @@
 """Atomic writes and stage stamps."""
 
+import json
 import os
 
 import pytest
@@ -50,3 +51,46 @@ def test_atomic_outputs_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE((tmp_path / "x.txt").stat().st_mode) == 0o666 & ~mask
+
+
+# ---------------------------------------------------------------- issue 18 item 14: one output rule
+
+def test_check_user_output_replaces_only_what_pgkit_marked(tmp_path):
+    import cv2
+    import numpy as np
+
+    from pgprep.atomic import check_user_output, has_pgkit_mark, json_mark, mark_image
+    from pgprep.errors import PgkitError
+
+    img = np.random.default_rng(0).integers(0, 255, (12, 20, 3), np.uint8)
+    for ext, params in ((".png", []), (".jpg", []), (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101])):
+        plain = cv2.imencode(ext, img, params)[1].tobytes()
+        mine, theirs = tmp_path / f"mine{ext}", tmp_path / f"theirs{ext}"
+        mine.write_bytes(mark_image(plain, "pgkit generate"))
+        theirs.write_bytes(plain)
+        assert has_pgkit_mark(mine) and not has_pgkit_mark(theirs)
+        decoded = cv2.imdecode(np.frombuffer(mine.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+        np.testing.assert_array_equal(decoded, cv2.imdecode(np.frombuffer(plain, np.uint8), cv2.IMREAD_COLOR))
+        check_user_output(mine, force=False)  # pgkit's own: replaced freely
+        with pytest.raises(PgkitError, match="exists and was not written by pgkit; refusing to overwrite it "
+                                             r"\(choose another -o, or pass --force to replace it\)") as err:
+            check_user_output(theirs, force=False)
+        assert err.value.path == str(theirs)
+        check_user_output(theirs, force=True)
+    report = tmp_path / "eval.json"
+    report.write_text(json.dumps({**json_mark("pgkit eval"), "rows": {}}))
+    notes = tmp_path / "notes.json"
+    notes.write_text(json.dumps({"written_by": "me"}))
+    check_user_output(report)
+    with pytest.raises(PgkitError, match="not written by pgkit"):
+        check_user_output(notes)
+    check_user_output(tmp_path / "new.png")  # nothing there
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "link.png").symlink_to(tmp_path / "mine.png")
+    for p in ("folder.png", "link.png"):
+        with pytest.raises(PgkitError, match="never replaces one"):
+            check_user_output(tmp_path / p, force=True)
+    with pytest.raises(PgkitError, match="is an input under .*also with --force"):
+        check_user_output(tmp_path / "mine.png", force=True, inputs=[tmp_path])
+    with pytest.raises(PgkitError, match="not written by pgkit"):  # a custom mark (e.g. a CSV's first line)
+        check_user_output(tmp_path / "mine.png", marker=lambda p: False)

@@ -617,3 +617,34 @@ def test_filter_reads_the_photo_box_from_ingest_csv(tmp_path):
     # its knees (row 45) and ankles (57) lie in the white padding below the recorded 40-row photo
     assert rej[GOOD[0][0]].startswith("incomplete: missing legs (r_knee 0.90, l_knee 0.90, r_ankle 0.90, "
                                       "l_ankle 0.90 at the photo's edge")
+
+
+def test_special_and_oversized_image_files_are_bad_images_read_from_a_stat(tmp_path):
+    """Issue 18 item 6. Before: a 6 GB sparse .jpg was read whole (MemoryError, no file named;
+    the run aborted) and a /dev/zero link, a FIFO or a folder named x.jpg became `missing-image`.
+    After: each is a `bad-image` saying what the file is, decided from a stat; the run goes on."""
+    import os
+
+    bad = [(f"img/WOMEN/Skirts/id_00000020/01_{k}_front.jpg", "id_00000020", "train", person(1))
+           for k in range(1, 5)]
+    root = make_root(tmp_path, GOOD + bad)
+    names = [b[0] for b in bad]
+    with open(root / names[0], "r+b") as f:
+        f.truncate(6 * 2**30)
+    (root / names[1]).unlink()
+    (root / names[1]).symlink_to("/dev/zero")
+    (root / names[2]).unlink()
+    os.mkfifo(root / names[2])
+    (root / names[3]).unlink()
+    (root / names[3]).mkdir()
+    src = write_openpose(tmp_path / "op", GOOD + bad)
+    for check in ("header", "decode"):
+        counts = run_filter(root, src, tmp_path / f"work-{check}", jobs=1, check=check)
+        assert counts["kept"] == len(GOOD)
+        rej = pd.read_csv(tmp_path / f"work-{check}" / "rejects.csv")
+        reason = dict(zip(rej["image"], rej["reason"], strict=True))
+        assert reason[names[0]] == ("bad-image: image file is 6,442,450,944 bytes, over the limit of "
+                                    "268,435,456 (PGKIT_MAX_IMAGE_BYTES)")
+        assert reason[names[1]] == "bad-image: cannot read image: a character device, not a regular file"
+        assert reason[names[2]] == "bad-image: cannot read image: a named pipe (FIFO), not a regular file"
+        assert reason[names[3]] == "bad-image: cannot read image: a directory, not a regular file"

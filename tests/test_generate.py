@@ -159,3 +159,62 @@ def test_generate_cli_writes_jpeg_refuses_gif_and_warns_on_an_empty_condition(ti
     r = CliRunner().invoke(main, ["generate", str(tiny_run), "--condition", str(big), "--pose", str(js),
                                   "-o", str(tmp_path / "o.png"), "--device", "cpu"])
     assert r.exit_code == 1 and "--pose-size" in r.output
+
+
+# ------------------------------------------------------------------ issue 18 items 14, 25: outputs
+
+@pytest.mark.slow
+def test_generate_never_overwrites_a_file_it_did_not_write(tiny_run, synth_root, tmp_path):
+    """`-o mine.png`, `-o` a training photo and `--separate` over an unrelated res-stage1.png
+    were all replaced; now only pgkit's own (marked) images are, any other file needs --force,
+    and nothing is written when one output is refused."""
+    from pgtrain.cli import main
+
+    img_path, kp = _person(synth_root)
+    js = tmp_path / "pose_keypoints.json"
+    write_openpose_json(js, [kp])
+    args = ["generate", str(tiny_run), "--condition", str(img_path), "--pose", str(js), "--device", "cpu",
+            "--no-check-person"]
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"my holiday photo")
+    r = CliRunner().invoke(main, [*args, "-o", str(mine)])
+    assert r.exit_code == 1 and f"{mine}: exists and was not written by pgkit" in r.output, r.output
+    assert mine.read_bytes() == b"my holiday photo"
+    photo = tmp_path / "01_3_back.jpg"  # a training photo, as in ROOT/img/...
+    photo.write_bytes(img_path.read_bytes())
+    r = CliRunner().invoke(main, [*args, "-o", str(photo)])
+    assert r.exit_code == 1 and "not written by pgkit" in r.output and photo.read_bytes() == img_path.read_bytes()
+
+    res, stage1 = tmp_path / "res.png", tmp_path / "res-stage1.png"
+    stage1.write_bytes(b"unrelated")
+    r = CliRunner().invoke(main, [*args, "-o", str(res), "--separate"])
+    assert r.exit_code == 1 and f"{stage1}: exists and was not written by pgkit" in r.output
+    assert not res.exists() and stage1.read_bytes() == b"unrelated"
+    stage1.unlink()
+    r = CliRunner().invoke(main, [*args, "-o", str(res), "--separate"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, [*args, "-o", str(res), "--separate"])  # its own outputs: replaced
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, [*args, "-o", str(mine), "--force"])
+    assert r.exit_code == 0 and read_rgb(mine).shape[0] > 64, r.output
+    link = tmp_path / "link.png"
+    link.symlink_to(res)
+    r = CliRunner().invoke(main, [*args, "-o", str(link), "--force"])
+    assert r.exit_code == 1 and "symbolic link" in r.output
+
+
+def test_generate_upscale_is_bounded(tiny_run, tmp_path, monkeypatch):
+    """--upscale 400 asked for 2 GB; now 1..64 (usage error) and within PGKIT_MAX_PIXELS."""
+    import click
+
+    from pgtrain.cli import main
+    from pgtrain.generate import side_by_side
+
+    r = CliRunner().invoke(main, ["generate", str(tiny_run), "--condition", __file__, "--pose", __file__,
+                                  "-o", str(tmp_path / "o.png"), "--upscale", "400"])
+    assert r.exit_code == 2 and "--upscale" in r.output and "400 is not in the range 1<=x<=64" in r.output
+    res = {k: np.zeros((64, 64, 3), np.uint8) for k in ("condition", "pose", "stage1", "stage2")}
+    assert side_by_side(res, 2).shape[1] >= 4 * 128
+    monkeypatch.setenv("PGKIT_MAX_PIXELS", "100000")
+    with pytest.raises(click.BadParameter, match="4 makes a picture of 262,144 pixels, over the limit of 100,000"):
+        side_by_side(res, 4)

@@ -220,3 +220,52 @@ def test_non_finite_joints_count_as_missing():
     ok = kp.copy()
     ok[[sk.J["r_wrist"], sk.J["l_wrist"]]] = (-1, -1, 0)
     np.testing.assert_array_equal(g.body_mask(kp, (64, 64)), g.body_mask(ok, (64, 64)))
+
+
+# ---------------------------------------------------------------- masks are read under the image policy
+
+def png_bomb(h: int = 30000, w: int = 30000, record: dict | None = None) -> bytes:
+    """A valid 1-bit greyscale PNG of h x w zeros (30000x30000: ~110 KB, 900 MB once decoded to
+    8 bits), optionally carrying a `pgkit-mask` record: issue 18 item 8's mask bomb."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z, row = zlib.compressobj(9), bytes(1 + (w + 7) // 8)
+    body = b"".join(z.compress(row * 1000) for _ in range(h // 1000)) + z.compress(row * (h % 1000)) + z.flush()
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0))
+    png += chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    if record is not None:
+        from pgprep.masks import add_record
+
+        png = add_record(png, record)
+    return png
+
+
+def test_read_mask_checks_the_header_before_decoding(tmp_path):
+    """Issue 18 item 8. Before: read_mask decoded whatever the PNG declared (2.7 GB for a
+    30000x30000 bomb in pack and preview). After: the pixel limit and the expected size are
+    checked from the header; nothing is decoded."""
+    from pgprep.errors import PgkitError
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_bomb())
+    assert bomb.stat().st_size < 200_000
+    with pytest.raises(PgkitError, match=r"bomb.png: unusable mask: image too large: the header claims "
+                                         r"900,000,000 pixels, over the limit of 50,000,000"):
+        g.read_mask(bomb)
+    small = tmp_path / "small.png"
+    small.write_bytes(png_bomb(128, 96))  # under the pixel limit, but not the image's size
+    with pytest.raises(PgkitError, match=r"small.png: mask is 128x96 \(HxW\), expected 64x64"):
+        g.read_mask(small, (64, 64))
+    assert g.read_mask(small).shape == (128, 96) and not g.read_mask(small).any()
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(PgkitError, match="empty.png: unusable mask: empty image file"):
+        g.read_mask(empty, (64, 64))
+    jpeg = tmp_path / "jpeg.png"
+    jpeg.write_bytes(g.encode_jpeg(np.zeros((64, 64, 3), np.uint8)))
+    with pytest.raises(PgkitError, match="jpeg.png: unusable mask: a JPEG file, not a PNG"):
+        g.read_mask(jpeg, (64, 64))

@@ -133,3 +133,101 @@ def test_decoded_pixels_match_the_shard_reader():
     data = encode(pattern(64, 48), "JPEG", orientation=3, quality=80)
     via_reader = cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     np.testing.assert_array_equal(imageio.decode(data), via_reader)
+
+
+# ------------------------------------------------------------------ issue 18: bounded reads, corrupt JPEGs, alpha
+
+def sof_patched_jpeg(size=7000) -> bytes:
+    """A 400x400 JPEG whose SOF0 header was patched to claim size x size (49 MP: under the
+    pixel limit): libjpeg runs out of data after the first rows and fills the rest with grey."""
+    rng = np.random.default_rng(0)
+    data = bytearray(encode(rng.integers(0, 256, (400, 400, 3), dtype=np.uint8), quality=90))
+    i = data.find(b"\xff\xc0")
+    data[i + 5:i + 9] = size.to_bytes(2, "big") * 2
+    return bytes(data)
+
+
+def test_every_read_is_bounded_and_special_files_are_refused_naming_them(tmp_path, monkeypatch):
+    """Issue 18 item 6. Before: a 6 GB sparse .jpg was read whole (MemoryError, no file named)
+    and a /dev/zero symlink grew without end (3.4 GB in pack). After: refused from a stat."""
+    import os
+
+    sparse = tmp_path / "sparse.jpg"
+    with open(sparse, "wb") as f:
+        f.truncate(6 * 2**30)  # 6 GiB of holes: costs no disk, a whole read costs 6 GiB
+    zero = tmp_path / "zero.jpg"
+    zero.symlink_to("/dev/zero")
+    fifo = tmp_path / "fifo.jpg"
+    os.mkfifo(fifo)  # opening it for reading would block forever
+    folder = tmp_path / "folder.jpg"
+    folder.mkdir()
+    expect = {sparse: r"sparse.jpg: image file is 6,442,450,944 bytes, over the limit of 268,435,456 "
+                      r"\(PGKIT_MAX_IMAGE_BYTES\)",
+              zero: r"zero.jpg: cannot read image: a character device, not a regular file",
+              fifo: r"fifo.jpg: cannot read image: a named pipe \(FIFO\), not a regular file",
+              folder: r"folder.jpg: cannot read image: a directory, not a regular file"}
+    for path, message in expect.items():
+        for read in (imageio.read_bytes, imageio.read_rgb, imageio.read_info, geometry.read_rgb,
+                     check_image, lambda p: check_image(p, decode=True)):
+            with pytest.raises(PgkitError, match=message):
+                read(path)
+    with pytest.raises(PgkitError, match=r"zero.jpg: cannot read mask: a character device"):
+        geometry.read_mask(zero)
+    good = tmp_path / "good.jpg"
+    good.write_bytes(encode(pattern()))
+    assert imageio.read_bytes(good) == good.read_bytes()
+    monkeypatch.setenv("PGKIT_MAX_IMAGE_BYTES", str(good.stat().st_size - 1))
+    with pytest.raises(PgkitError, match="good.jpg: image file is .* bytes, over the limit"):
+        check_image(good)
+    assert imageio.read_bounded(good, good.stat().st_size) == good.read_bytes()
+
+
+def test_corrupt_jpeg_data_is_refused_not_decoded_to_grey(tmp_path):
+    """Issue 18 item 18. Before: both files decoded (a 7000x7000 grey image; a half-grey one)
+    and were packed. After: `corrupt JPEG data: premature end of data segment`."""
+    sof = tmp_path / "sof.jpg"
+    sof.write_bytes(sof_patched_jpeg())
+    good = encode(np.random.default_rng(1).integers(0, 256, (64, 48, 3), dtype=np.uint8), quality=90)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(good[: len(good) // 2] + b"vendor trailer \xff\xd9 more trailer")
+    assert check_image(sof) == (7000, 7000) and check_image(cut) == (48, 64)  # headers look fine
+    for path in (sof, cut):
+        for read in (geometry.read_rgb, lambda p: check_image(p, decode=True)):
+            with pytest.raises(PgkitError, match=rf"{path.name}: corrupt JPEG data: premature end of data segment"):
+                read(path)
+    np.testing.assert_array_equal(imageio.decode(good), imageio.decode(good))  # intact ones still decode
+    assert imageio.decode(good + b"\x00trailer\xff\xd9").shape == (64, 48, 3)
+
+
+def test_other_stderr_output_passes_through_the_jpeg_warning_capture(capfd):
+    import os
+
+    os.write(2, b"before\n")
+    imageio.decode(encode(pattern()))
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "before\nafter\n"
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_transparent_images_are_composited_over_white(fmt):
+    """Issue 18 item 19. Before: transparent pixels came out black (the colour under them),
+    while pgkit pads with white. After: alpha composited over white."""
+    rgba = np.zeros((8, 6, 4), np.uint8)
+    rgba[..., :3] = (200, 40, 10)  # colour everywhere; alpha: 0 on top, 255 at the bottom, half between
+    rgba[:3, :, 3], rgba[3:5, :, 3], rgba[5:, :, 3] = 0, 128, 255
+    data = encode(rgba, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    out = imageio.decode(data)
+    np.testing.assert_array_equal(out[:3], np.full((3, 6, 3), 255, np.uint8))
+    np.testing.assert_array_equal(out[5:], np.broadcast_to((200, 40, 10), (3, 6, 3)))
+    np.testing.assert_array_equal(out[3], np.broadcast_to((227, 147, 132), (6, 3)))  # (c*a + 255*(255-a)) / 255
+    # with an EXIF rotation the alpha turns with the pixels
+    rotated = imageio.decode(encode(rgba, "PNG", orientation=6))
+    np.testing.assert_array_equal(rotated, np.rot90(out, -1))
+    # a palette image with a transparent colour too
+    pal = Image.fromarray((np.arange(8)[:, None] >= 3).repeat(6, 1).astype(np.uint8), "P")
+    pal.putpalette([0, 0, 0, 200, 40, 10])  # index 0 (top 3 rows) black and transparent
+    buf = io.BytesIO()
+    pal.save(buf, "PNG", transparency=0)
+    np.testing.assert_array_equal(imageio.decode(buf.getvalue()), np.where(out == (255, 255, 255), 255,
+                                                                           np.uint8([200, 40, 10])))
+    assert imageio.probe(data).alpha and not imageio.probe(encode(pattern())).alpha

@@ -178,11 +178,212 @@ def test_cli_reports_and_says_up_to_date(photos, tmp_path):
 
 
 def test_stale_removal_touches_only_images_ingest_wrote(tmp_path):
-    from pgprep.ingest import RECORDS, _remove_stale
+    import hashlib
+
+    from pgprep.ingest import RECORDS, _load_manifest, _remove_stale
 
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "old.jpg").write_bytes(b"x")
+    (tmp_path / "img" / "new.jpg").write_bytes(b"y")
     (tmp_path / "notes.txt").write_text("mine")
-    (tmp_path / RECORDS).write_text("image\nimg/old.jpg\nnotes.txt\n")
-    assert _remove_stale(tmp_path, keep=set()) == 1
-    assert not (tmp_path / "img" / "old.jpg").exists() and (tmp_path / "notes.txt").read_text() == "mine"
+    (tmp_path / RECORDS).write_text("image\nimg/old.jpg\nnotes.txt\n")  # ingest.csv: never trusted
+    assert _remove_stale(tmp_path, set(), _load_manifest(tmp_path)) == (0, 0, {})
+    sha = hashlib.sha256(b"x").hexdigest()
+    owned = {"img/old.jpg": {sha}, "img/new.jpg": {sha}, "img/gone.jpg": {sha}, "../notes.txt": {sha}}
+    assert _remove_stale(tmp_path, set(), owned) == (1, 1, {})  # new.jpg: other bytes than recorded
+    assert not (tmp_path / "img" / "old.jpg").exists() and (tmp_path / "img" / "new.jpg").exists()
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+# ---------------------------------------------------------------- issue 18: integrity, round two
+
+def _pose_files(poses, names):
+    kp = np.concatenate([np.full((18, 2), 50, np.float32), np.full((18, 1), 0.9, np.float32)], 1)
+    for name in names:
+        formats.write_openpose_json(poses / formats.openpose_json_name(name), [kp])
+
+
+def _tree(root):
+    """Every path below root (files, links, folders) with the bytes of the regular files."""
+    return {p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+            for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.parametrize("mine", ["Eval/list_eval_partition.txt", "ingest-rejects.csv",
+                                  "pose/openpose/WOMEN/Photos/id_00000001/01_1_full_keypoints.json"])
+def test_refuses_to_overwrite_a_file_of_the_users_outside_img(photos, tmp_path, mine):
+    poses = tmp_path / "poses"
+    _pose_files(poses, ["anna/IMG_2.jpg", "ben/side.jpg"])
+    root = tmp_path / "root"
+    (root / mine).parent.mkdir(parents=True)
+    (root / mine).write_text("my own notes\n")
+    before = _tree(root)
+    res = CliRunner().invoke(main, ["ingest", str(photos), "-o", str(root), "--poses", str(poses)])
+    assert res.exit_code == 1, res.output
+    assert res.output.count("\n") == 1 and "Traceback" not in res.output
+    assert f"{root / mine}: exists and was not written by pgprep ingest" in res.output
+    assert _tree(root) == before  # nothing written, not even .pgkit/
+
+
+def test_a_rerun_replaces_only_the_files_ingest_wrote(photos, tmp_path):
+    poses = tmp_path / "poses"
+    _pose_files(poses, ["anna/IMG_2.jpg"])
+    root = tmp_path / "root"
+    run_ingest(photos, root, poses=poses, progress=False)
+    manifest = (root / ".pgkit" / "ingest-files.jsonl").read_text().splitlines()
+    assert len(manifest) == 6 + 3 + 1  # images, ingest.csv + rejects + partition, one pose
+    (photos / "loose.jpg").unlink()
+    c = run_ingest(photos, root, poses=poses, progress=False)  # its own files: replaced
+    assert (c["images"], c["removed"]) == (5, 1)
+    (root / deepfashion.PARTITION).write_text("edited by hand\n")
+    with pytest.raises(PgkitError, match="list_eval_partition.txt: exists and was not written by"):
+        run_ingest(photos, root, poses=poses, force=True, progress=False)
+    assert (root / deepfashion.PARTITION).read_text() == "edited by hand\n"
+
+
+@pytest.mark.parametrize("bad", ['{"people":[{"pose_keypoints_2d":[' + "9" * 5000 + "]}]}",
+                                 '{"people":[{"pose_keypoints_2d":[1e400' + ",1" * 53 + "]}]}"],
+                         ids=["5000-digit-int", "1e400"])
+def test_a_bad_pose_json_rejects_its_photo_only(photos, tmp_path, bad):
+    poses = tmp_path / "poses"
+    _pose_files(poses, ["anna/IMG_2.jpg", "ben/side.jpg"])
+    (poses / "ben" / "side_keypoints.json").write_text(bad)
+    root = tmp_path / "root"
+    res = CliRunner().invoke(main, ["ingest", str(photos), "-o", str(root), "--poses", str(poses)])
+    assert res.exit_code == 0, res.output
+    rej = pd.read_csv(root / "ingest-rejects.csv").set_index("source")["reason"]
+    assert rej["ben/side.jpg"].startswith(f"bad-pose: {poses / 'ben/side_keypoints.json'}: ")
+    rec = pd.read_csv(root / "ingest.csv")
+    assert "ben/side.jpg" not in set(rec["source"]) and len(rec) == 5
+    assert len(deepfashion.read_partition(root)) == 5
+    assert len(list((root / "pose" / "openpose").rglob("*.json"))) == 1
+    assert sorted(p.relative_to(root).as_posix() for p in (root / "img").rglob("*.jpg")) == sorted(rec["image"])
+
+
+def test_a_symlink_loop_in_the_items_csv_is_rejected_per_photo(photos, tmp_path):
+    (photos / "loop.jpg").symlink_to("loop.jpg")
+    items = tmp_path / "items.csv"
+    items.write_text("file,item\nanna/front.jpg,A\nloop.jpg,B\n")
+    res = CliRunner().invoke(main, ["ingest", str(photos), "-o", str(tmp_path / "root"), "--items", str(items)])
+    assert res.exit_code == 0, res.output
+    rej = pd.read_csv(tmp_path / "root" / "ingest-rejects.csv").set_index("source")["reason"]
+    assert rej["loop.jpg"] == "bad-image: symbolic link loop"
+    assert len(pd.read_csv(tmp_path / "root" / "ingest.csv")) == 1
+
+
+def test_stale_removal_deletes_only_unchanged_images_ingest_wrote(photos, tmp_path):
+    root = tmp_path / "root"
+    run_ingest(photos, root, progress=False)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim.jpg").write_bytes(b"not yours")
+    (root / "img" / "WOMEN" / "link").symlink_to(outside, target_is_directory=True)
+    (root / "img" / "WOMEN" / "mine.jpg").write_bytes(b"mine")
+    rec = pd.read_csv(root / "ingest.csv")
+    forged = pd.concat([rec, pd.DataFrame({"source": ["a", "b", "c"], "image": [
+        "img/WOMEN/mine.jpg", "img/WOMEN/link/victim.jpg", "img/WOMEN/Photos"]})])
+    forged.to_csv(root / "ingest.csv", index=False)  # ingest.csv is not trusted: a rerun replaces it
+    (root / deepfashion.PARTITION).unlink()
+    # an ingested image the user retouched, whose photo then goes
+    retouched = root / rec.set_index("source").loc["loose.jpg", "image"]
+    retouched.write_bytes(retouched.read_bytes() + b"retouched")
+    (photos / "loose.jpg").unlink()
+    with pytest.raises(PgkitError, match="ingest.csv: exists and was not written by"):
+        run_ingest(photos, root, progress=False)
+    (root / "ingest.csv").unlink()
+    c = run_ingest(photos, root, progress=False)
+    assert (c["images"], c["removed"], c["kept_changed"]) == (5, 0, 1)
+    assert (root / "img" / "WOMEN" / "mine.jpg").read_bytes() == b"mine"
+    assert (outside / "victim.jpg").read_bytes() == b"not yours"
+    assert retouched.read_bytes().endswith(b"retouched")
+    # a recorded image the user replaced by a folder, or reached through a symlinked folder
+    (photos / "ben" / "x.png").unlink()
+    gone = root / rec.set_index("source").loc["ben/x.png", "image"]
+    gone.unlink()
+    gone.mkdir()
+    c = run_ingest(photos, root, progress=False)
+    assert c["removed"] == 0 and gone.is_dir()
+
+
+def test_stale_removal_never_follows_a_symlinked_folder(photos, tmp_path):
+    root = tmp_path / "root"
+    run_ingest(photos, root, progress=False)
+    rec = pd.read_csv(root / "ingest.csv").set_index("source")
+    item_dir = (root / rec.loc["loose.jpg", "image"]).parent
+    moved = tmp_path / "elsewhere"
+    item_dir.rename(moved)
+    item_dir.symlink_to(moved, target_is_directory=True)  # same bytes, now reached through a link
+    (photos / "loose.jpg").unlink()
+    c = run_ingest(photos, root, progress=False)
+    assert c["removed"] == 0 and len(list(moved.glob("*.jpg"))) == 1
+
+
+def test_special_files_in_photos_are_recorded_rejections(photos, tmp_path):
+    import os
+
+    (photos / "zero.jpg").symlink_to("/dev/zero")
+    os.mkfifo(photos / "fifo.jpg")
+    (photos / "loop.jpg").symlink_to("loop.jpg")
+    (photos / "x.jpg").mkdir()
+    (photos / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    root = tmp_path / "root"
+    c = run_ingest(photos, root, progress=False)
+    rej = pd.read_csv(root / "ingest-rejects.csv").set_index("source")["reason"]
+    assert rej["zero.jpg"] == "bad-image: not a regular file (character device)"
+    assert rej["fifo.jpg"] == "bad-image: not a regular file (FIFO)"
+    assert rej["loop.jpg"] == "bad-image: symbolic link loop"
+    assert rej["x.jpg"] == "bad-image: not a regular file (directory)"
+    assert rej["gone.jpg"] == "bad-image: symbolic link to a missing file"
+    assert (c["images"], c["rejected"]) == (6, 2 + 5)
+
+
+def test_a_rerun_after_a_kill_removes_the_orphans_of_the_killed_run(photos, tmp_path, monkeypatch):
+    from pgprep import ingest
+
+    root = tmp_path / "root"
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt  # as if killed after the images were written, before the records
+
+    with monkeypatch.context() as m:
+        m.setattr(ingest, "assign_partition", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_ingest(photos, root, progress=False)
+    assert len(list((root / "img").rglob("*.jpg"))) == 6 and not (root / "ingest.csv").exists()
+    (photos / "loose.jpg").unlink()
+    c = run_ingest(photos, root, progress=False)
+    assert (c["images"], c["removed"]) == (5, 1)
+    assert sorted(p.relative_to(root).as_posix() for p in (root / "img").rglob("*.jpg")) == \
+        sorted(pd.read_csv(root / "ingest.csv")["image"])
+
+
+def test_the_items_csv_is_bounded_and_must_be_a_regular_file(photos, tmp_path, monkeypatch):
+    from pgprep import ingest
+
+    runner = CliRunner()
+    res = runner.invoke(main, ["ingest", str(photos), "-o", str(tmp_path / "r1"), "--items", "/dev/zero"])
+    assert res.exit_code == 1 and res.output.count("\n") == 1
+    assert "/dev/zero: items CSV is not a regular file (character device)" in res.output
+    items = tmp_path / "items.csv"
+    items.write_text("file,item\n" + "anna/front.jpg,A\n" * 100)
+    monkeypatch.setattr(ingest, "MAX_ITEMS_BYTES", 1000, raising=False)
+    res = runner.invoke(main, ["ingest", str(photos), "-o", str(tmp_path / "r2"), "--items", str(items)])
+    assert res.exit_code == 1 and res.output.count("\n") == 1
+    assert f"{items}: items CSV of 1,710 bytes is larger than the 1,000-byte limit" in res.output
+    assert not (tmp_path / "r2").exists()
+
+
+def test_a_huge_photo_is_rejected_by_its_size_before_it_is_read(photos, tmp_path, monkeypatch):
+    from pgprep import ingest
+
+    big = photos / "big.jpg"
+    with open(big, "wb") as f:  # a sparse file: a JPEG header, then 64 MiB of nothing
+        f.write((photos / "loose.jpg").read_bytes()[:200])
+        f.truncate(64 << 20)
+    monkeypatch.setattr(ingest, "max_photo_bytes", lambda: 1 << 20, raising=False)
+    root = tmp_path / "root"
+    c = run_ingest(photos, root, progress=False)
+    rej = pd.read_csv(root / "ingest-rejects.csv").set_index("source")["reason"]
+    assert rej["big.jpg"] == ("bad-image: photo of 67,108,864 bytes is larger than the 1,048,576-byte limit "
+                              "(4 bytes a pixel of PGKIT_MAX_PIXELS)")
+    assert c["images"] == 6

@@ -643,3 +643,68 @@ def test_a_new_run_never_replaces_files_fit_did_not_write(tmp_path, name):
     (tmp_path / "b" / "checkpoints" / "last.pt").unlink()
     fit(ToyPairs(8), tmp_path / "b", "g1", **dict(TINY, steps1=1))
     assert len(read_stats(tmp_path / "b")) == 1
+
+
+# ---------------------------------------------------------------- issue 18 items 21, 22
+
+@pytest.mark.parametrize("flag, value", [
+    ("--lr", "nan"), ("--beta1", "2"), ("--lr2", "-1"), ("--workers", "-1"), ("--seed", "1e23"),
+    ("--seed", "1" + "0" * 23), ("--gp", "-1"), ("--lr-d", "0"), ("--diffmap-init", "1e30"),
+    ("--lr", "inf"), ("--channels", "0"), ("--clip", "-0.01"), ("--steps1", "-5"),
+])
+def test_every_numeric_fit_option_is_checked_before_anything_is_written(tmp_path, flag, value):
+    """Issue 18 item 21: these failed after options.json was written, or were accepted."""
+    from click.testing import CliRunner
+
+    from pgtrain.cli import main
+
+    run = tmp_path / "r"
+    r = CliRunner().invoke(main, ["fit", str(tmp_path), "-o", str(run), flag, value])
+    assert r.exit_code == 2, r.output
+    assert f"Invalid value for '{flag}'" in r.output and "Traceback" not in r.output
+    assert not run.exists()
+
+
+def test_fit_options_from_python_and_checkpoints_are_checked_too(tmp_path):
+    from pgprep.errors import PgkitError
+
+    with pytest.raises(PgkitError, match=r"option lr must be a finite number in \(0, 1\], got nan"):
+        fit(ToyPairs(8), tmp_path / "r", "g1", **{**TINY, "lr": float("nan")})
+    assert not (tmp_path / "r").exists()
+    fit(ToyPairs(8), tmp_path / "r", "g1", **{**TINY, "steps1": 1})
+    last = tmp_path / "r" / "checkpoints" / "last.pt"
+    ck = checkpoint.load(last)
+    ck["options"]["beta1"] = 2.0
+    torch.save(ck, last)
+    with pytest.raises(PgkitError, match=r"option beta1 must be a finite number in \[0, 1\), got 2.0") as err:
+        fit(ToyPairs(8), tmp_path / "r", "g1", resume=True, **{**TINY, "steps1": 2})
+    assert err.value.path == str(last)
+
+
+def test_fit_resume_compares_checkpoint_shapes_before_building(tmp_path, monkeypatch):
+    """A checkpoint whose options say another width: refused from the meta-device shapes."""
+    from pgprep.errors import PgkitError
+    from pgtrain import loop
+
+    fit(ToyPairs(8), tmp_path / "r", "g1", **{**TINY, "steps1": 1})
+    last = tmp_path / "r" / "checkpoints" / "last.pt"
+    ck = checkpoint.load(last)
+    ck["options"]["channels"] = 300
+    torch.save(ck, last)
+    monkeypatch.setattr(loop, "Trainer", None)  # never reached
+    with pytest.raises(PgkitError, match=r"its G1 does not match this pgkit's G1 .* its options imply \(300,"):
+        fit(ToyPairs(8), tmp_path / "r", "g1", resume=True, **{**TINY, "steps1": 2, "channels": 300})
+
+
+def test_fit_cleanup_removes_only_its_own_checkpoint_temp_names(tmp_path):
+    """Issue 18 item 22: any `.<name>.pt.XXXXXXXX.tmp` in checkpoints/ was deleted, a user's too."""
+    from pgtrain.rundir import clean_stale_temps
+
+    ckdir = tmp_path / "checkpoints"
+    ckdir.mkdir()
+    ours = [ckdir / ".last.pt.k3j_x9q2.tmp", ckdir / ".stage1.pt.abcdefgh.tmp"]
+    theirs = [ckdir / ".mine.pt.abcdefgh.tmp", ckdir / ".best.pt.0123abcd.tmp", ckdir / ".last.pt.ABCDEFGH.tmp"]
+    for p in ours + theirs:
+        p.write_bytes(b"x")
+    assert clean_stale_temps(tmp_path) == sorted(ours)
+    assert all(p.exists() for p in theirs)

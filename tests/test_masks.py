@@ -265,3 +265,95 @@ def test_masks_scale_with_the_image_height_by_default_and_explicit_values_are_ke
 
     assert scaled_pose((560, 420)) == (8.75, 13.125) and scaled_pose((256, 176)) == (4.0, 6.0)
     assert scaled_pose((64, 64), radius=4.0) == (4.0, 1.5)
+
+
+# ---------------------------------------------------------------- issue 18: masks notice what happened to them
+
+def test_masks_redo_emptied_resaved_and_edited_masks_even_with_their_old_mtimes(tmp_path):
+    """Issue 18 items 7, 15, 16. Before: a 0-byte mask, one re-saved without its record and an
+    all-255 one still carrying its record all left `pgprep masks` "up to date" (pack then
+    crashed, refused, or packed the wrong mask). After: each is noticed and redone."""
+    from pgprep.cli import main
+    from pgprep.geometry import encode_png
+    from pgprep.masks import add_record, read_record
+
+    rng = np.random.default_rng(6)
+    work = tmp_path / "work"
+    names = write_work(work, [posed_person(rng) for _ in range(5)])
+    run_masks(work, jobs=1, scale=False)
+    good = {n: mask_path(work, n).read_bytes() for n in names}
+    stats = {n: mask_path(work, n).stat() for n in names}
+    empty, resaved, edited = (mask_path(work, n) for n in names[:3])
+    empty.write_bytes(b"")
+    cv2.imwrite(os.fspath(resaved), read_mask(resaved) * 255)  # same pixels, record lost
+    record = read_record(good[names[2]])
+    edited.write_bytes(add_record(encode_png(np.full((H, W), 255, np.uint8)), record))  # the old record
+    for p, n in ((empty, names[0]), (resaved, names[1]), (edited, names[2])):  # hide it from mtimes
+        os.utime(p, ns=(stats[n].st_atime_ns, stats[n].st_mtime_ns))
+    s = run_masks(work, jobs=1, scale=False)
+    assert not s["up_to_date"] and (s["written"], s["skipped_existing"]) == (3, 2)
+    for n in names:
+        assert mask_path(work, n).read_bytes() == good[n]  # exactly the masks pgkit made
+    assert mask_path(work, names[3]).stat().st_mtime_ns == stats[names[3]].st_mtime_ns  # untouched ones kept
+    r = CliRunner().invoke(main, ["masks", str(work), "--jobs", "1", "--no-scale"])
+    assert r.exit_code == 0 and "up to date" in r.output
+
+
+def test_masks_reject_sizes_and_keypoints_they_cannot_draw_and_go_on(tmp_path):
+    """Issue 18 item 9. Before: a keypoint x = 1e12 asked numpy for terabytes (MemoryError),
+    3e7 took 3.2 GB, width/height 30,000 took 1.8 GB then crashed OpenCV, 100,000 asked for
+    9.3 GiB: each aborted the whole run. After: a rejection naming each image; the rest run."""
+    from pgprep.cli import main
+
+    rng = np.random.default_rng(7)
+    work = tmp_path / "work"
+    names = write_work(work, [posed_person(rng) for _ in range(9)])
+    run_masks(work, jobs=1, scale=False)  # masks of the good numbers, then images.csv is edited
+    images = pd.read_csv(work / "images.csv")
+    images.loc[0, "x4"] = 1e12          # r_wrist: 3.6 TiB of limb points
+    images.loc[1, "x4"] = 3e7
+    images.loc[2, ["width", "height"]] = 30000
+    images.loc[3, ["width", "height"]] = 100000
+    images.loc[4, "y10"] = float("inf")
+    images.loc[5, "width"] = float("nan")
+    images.loc[6, "c3"] = float("nan")
+    images.to_csv(work / "images.csv", index=False)
+    s = run_masks(work, jobs=1, scale=False)
+    why = {r["image"]: r["reason"] for r in s["rejected"]}
+    assert set(why) == set(names[:7]) and (s["written"], s["skipped_existing"]) == (0, 2)
+    assert why[names[0]].startswith("bad-pose: keypoint r_wrist at x=1e+12, y=")
+    assert "far outside the 64x64 (HxW) image" in why[names[1]]
+    assert why[names[2]] == ("bad-size: images.csv says width 30000, height 30000; expected whole numbers "
+                             ">= 1 of at most 50,000,000 pixels in all (PGKIT_MAX_PIXELS)")
+    assert why[names[3]].startswith("bad-size: images.csv says width 100000, height 100000")
+    assert why[names[4]] == "nan-keypoint: images.csv column y10 holds inf, not a finite number"
+    assert why[names[5]].startswith("bad-size: images.csv says width nan")
+    assert why[names[6]].startswith("nan-keypoint: images.csv column c3 holds nan")
+    assert not any(mask_path(work, n).exists() for n in names[:7])  # the earlier run's are gone too
+    assert all(mask_path(work, n).exists() for n in names[7:])
+    r = CliRunner().invoke(main, ["masks", str(work), "--force", "--no-scale"])
+    assert r.exit_code == 0 and "rejected 7 image(s) of images.csv" in r.output
+    assert f"{names[2]}: bad-size: images.csv says width 30000" in r.output
+
+
+def test_masks_remove_only_their_own_stale_temp_files(tmp_path):
+    """Issue 18 item 22. Before: `.X.png.XXXXXXXX.tmp` left by a kill -9 stayed forever. After:
+    the next run deletes exactly the files pgkit's temp rule (atomic.temp_target) names for a
+    mask PNG, and nothing else (other names, other targets, symlinks)."""
+    rng = np.random.default_rng(8)
+    work = tmp_path / "work"
+    names = write_work(work, [posed_person(rng) for _ in range(2)])
+    run_masks(work, jobs=1, scale=False)
+    folder = mask_path(work, names[0]).parent
+    ours = [folder / ".01_1_front.png.k3j_x9q2.tmp", folder / ".gone_image.png.abcdefgh.tmp"]
+    theirs = [folder / "notes.tmp", folder / ".01_1_front.jpg.abcdefgh.tmp",
+              folder / ".01_1_front.png.SHORT.tmp", folder / "01_1_front.png.abcdefgh.tmp",
+              tmp_path / "outside.png"]
+    for p in ours + theirs:
+        p.write_bytes(b"partial")
+    link = folder / ".02_1_front.png.zzzzzzzz.tmp"
+    link.symlink_to(tmp_path / "outside.png")
+    s = run_masks(work, jobs=1, scale=False)
+    assert not any(p.exists() for p in ours)
+    assert s["up_to_date"] and s["temp_removed"] == 2
+    assert all(p.read_bytes() == b"partial" for p in theirs) and link.is_symlink()

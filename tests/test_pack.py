@@ -422,3 +422,102 @@ def test_temp_names_are_recognised_only_for_pack_outputs():
     assert _is_our_temp(".train-00001.h5.k3j_x9q2.tmp") and _is_our_temp(".index.json.abcdefgh.tmp")
     assert not _is_our_temp(".weights-00001.h5.abcdefgh.tmp")
     assert not _is_our_temp(".train-00001.h5.Short.tmp") and not _is_our_temp("train-00001.h5.abcdefgh.tmp")
+
+
+# ---------------------------------------------------------------- issue 18: every read bounded, each a rejection
+
+def test_special_oversized_and_corrupt_images_and_masks_are_per_image_rejections(tmp_path):
+    """Issue 18 items 6, 7, 8, 18. Before: a /dev/zero image took pack to 3.4 GB, a 6 GB sparse
+    one raised MemoryError, a 0-byte mask aborted with OpenCV's `!buf.empty()`, a 30000x30000
+    mask bomb took 2.7 GB, a cut JPEG with FF D9 in its trailer was packed half grey; none
+    named its file. After: each is a `removed` entry naming its file; the rest is packed."""
+    from test_geometry import png_bomb
+
+    from pgprep.masks import read_record
+
+    work = make_work(tmp_path, items=4, views=3, flips=False, test_items=1)
+    root = tmp_path / "root"
+    names = pd.read_csv(work / "images.csv")["image"].tolist()
+    zero, sparse, cut, empty_mask, bomb_mask = names[0], names[3], names[6], names[1], names[4]
+    (root / zero).unlink()
+    (root / zero).symlink_to("/dev/zero")
+    with open(root / sparse, "r+b") as f:
+        f.truncate(6 * 2**30)
+    data = (root / cut).read_bytes()
+    (root / cut).write_bytes(data[: len(data) * 2 // 3] + b"vendor trailer \xff\xd9")
+    mask_path(work, empty_mask).write_bytes(b"")
+    record = read_record(mask_path(work, bomb_mask).read_bytes())
+    mask_path(work, bomb_mask).write_bytes(png_bomb(record=record))
+    r = CliRunner().invoke(pgprep_main, ["pack", str(work), "-o", str(tmp_path / "s"), "-j", "1"])
+    assert r.exit_code == 0, r.output
+    removed = {x["image"]: x["reason"] for x in json.loads((tmp_path / "s" / "index.json").read_text())["removed"]}
+    assert set(removed) == {zero, sparse, cut, empty_mask, bomb_mask}
+    assert removed[zero] == f"{root / zero}: cannot read image: a character device, not a regular file"
+    assert removed[sparse].startswith(f"{root / sparse}: image file is 6,442,450,944 bytes, over the limit")
+    assert removed[cut].startswith(f"{root / cut}: corrupt JPEG data: premature end of data segment")
+    assert removed[empty_mask] == f"{mask_path(work, empty_mask)}: unusable mask: empty image file"
+    assert removed[bomb_mask].startswith(f"{mask_path(work, bomb_mask)}: unusable mask: image too large")
+    assert f"{zero}: {root / zero}: cannot read image" in r.output
+    assert shards.verify(tmp_path / "s") == []
+
+
+def test_a_mask_whose_pixels_were_edited_is_refused_and_masks_redoes_it(tmp_path):
+    """Issue 18 item 16. Before: an all-255 mask carrying the original record was packed.
+    After: pack refuses it naming the file; `pgprep masks` (no --force) redoes it."""
+    from pgprep.masks import add_record, read_record
+
+    work = make_work(tmp_path, items=2, views=2)
+    victim = pd.read_csv(work / "images.csv")["image"][1]
+    mp = mask_path(work, victim)
+    good = mp.read_bytes()
+    mp.write_bytes(add_record(geometry.encode_png(np.full((64, 64), 255, np.uint8)), read_record(good)))
+    r = CliRunner().invoke(pgprep_main, ["pack", str(work), "-o", str(tmp_path / "s"), "-j", "1"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert f"error: {mp}: its pixels differ from those its record digests" in r.output
+    assert "rerun `pgprep masks WORK`" in r.output
+    assert not run_masks(work, jobs=1)["up_to_date"] and mp.read_bytes() == good
+    assert run_pack(work, tmp_path / "s", jobs=1)["removed"] == []
+
+
+def test_a_transparent_png_is_packed_over_white_and_the_reader_sees_the_same_pixels(tmp_path):
+    """Issue 18 item 19. Before: transparent pixels were black (the padding is white). After:
+    composited over white, and the compact shard stores those pixels (lossless PNG), so the
+    shard reader's colour-only decode agrees with the dense layout."""
+    from PIL import Image
+
+    work = make_work(tmp_path, items=2, views=2, flips=False)
+    root = tmp_path / "root"
+    name = pd.read_csv(work / "images.csv")["image"][0]
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[..., :3] = geometry.read_rgb(root / name)
+    rgba[..., 3] = 255
+    rgba[:, :20, 3] = 0  # the left third transparent (black under it)
+    rgba[:20, :20, :3] = 0
+    Image.fromarray(rgba, "RGBA").save(root / name, "PNG")  # PNG content under a .jpg name
+    want = geometry.read_rgb(root / name)
+    assert (want[:, :20] == 255).all() and (want[:, 20:] == rgba[:, 20:, :3]).all()
+    run_pack(work, tmp_path / "s", jobs=1)
+    with h5py.File(tmp_path / "s" / "train-00000.h5", "r") as f:
+        j = [n.decode() for n in f["images/name"][:]].index(name)
+        stored = f["images/jpeg"][j].tobytes()
+    np.testing.assert_array_equal(shards.decode_bgr(np.frombuffer(stored, np.uint8), name)[..., ::-1], want)
+
+
+@pytest.mark.parametrize("option, value", [("--pose-radius", "1024"), ("--pose-radius", "65"),
+                                           ("--pose-sigma", "1e-200"), ("--pose-sigma", "nan"),
+                                           ("--pose-radius", "inf"), ("--pose-sigma", "-1")])
+def test_pose_radius_and_sigma_are_bounded_by_the_image_size(tmp_path, option, value):
+    """Issue 18 items 13 and 20. Before: --pose-radius 1024 (inside the documented (0, 1024])
+    on 64-px images made fit exhaust memory; --pose-sigma 1e-200 raised ZeroDivisionError.
+    After: a usage error (exit 2) saying the range, before anything is written."""
+    work = make_work(tmp_path, items=2, views=2)
+    r = CliRunner().invoke(pgprep_main, ["pack", str(work), "-o", str(tmp_path / "s"), option, value])
+    assert r.exit_code == 2, r.output
+    assert f"{option} {float(value):g} is out of range for 64x64 (HxW) images: give a number from 0.01 " \
+           "to 64 px" in r.output
+    assert not (tmp_path / "s").exists()
+    from pgprep.pack import PoseOptionError
+
+    with pytest.raises(PoseOptionError):
+        run_pack(work, tmp_path / "s", jobs=1, **{option[2:].replace("-", "_"): float(value)})
+    assert run_pack(work, tmp_path / "s", jobs=1, pose_radius=64.0, pose_sigma=0.01)["pairs"]["train"] == 4

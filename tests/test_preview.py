@@ -159,3 +159,43 @@ def test_preview_refuses_names_outside_root_read_back_from_pairs(tmp_path):
     r = CliRunner().invoke(main, ["preview", str(work), "-o", str(tmp_path / "s.png"), "-n", "2"])
     assert r.exit_code == 1 and "refused image name '../secret.jpg': absolute or contains '..'" in r.output
     assert "pairs-" in r.output and not (tmp_path / "s.png").exists()
+
+
+def test_preview_errors_name_the_file_for_broken_masks_bombs_and_unknown_names(tmp_path):
+    """Issue 18 items 7, 8, 9, 20. Before: a 0-byte mask raised OpenCV's `!buf.empty()`, a
+    30000x30000 mask PNG took 2.7 GB, a pairs CSV naming an image missing from images.csv
+    raised KeyError, a keypoint at x = 3e7 (mask computed on the fly) took gigabytes; no file
+    named. After: exit 1 with one line naming the file; nothing is written."""
+    from test_geometry import png_bomb
+
+    from pgprep.cli import main
+    from pgprep.masks import mask_path
+
+    _, work = make_work(tmp_path)
+    out = tmp_path / "s.png"
+    args = ["preview", str(work), "-o", str(out), "-n", "1000", "--split", "train"]  # every pair
+    targets = pd.read_csv(work / "pairs-train.csv", dtype=str)["to"].unique()
+    masks = {n: mask_path(work, n).read_bytes() for n in targets}
+    mp = mask_path(work, targets[0])
+
+    def fails_with(message: str) -> None:
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        assert r.output.startswith("error: ") and message in r.output and len(r.output.splitlines()) == 1, r.output
+        assert not out.exists()
+
+    mp.write_bytes(b"")
+    fails_with(f"error: {mp}: unusable mask: empty image file; rerun `pgprep masks WORK`")
+    mp.write_bytes(png_bomb())
+    fails_with(f"error: {mp}: unusable mask: image too large: the header claims 900,000,000 pixels")
+    mp.write_bytes(png_bomb(96, 48))
+    fails_with(f"error: {mp}: mask is 96x48 (HxW), expected 48x48")
+    mp.write_bytes(masks[targets[0]])
+    images = pd.read_csv(work / "images.csv")
+    good = images.copy()
+    images.loc[images["image"] == targets[0], "x4"] = 3e7
+    images.to_csv(work / "images.csv", index=False)
+    mp.unlink()  # computed on the fly from the keypoints
+    fails_with(f"error: {work / 'images.csv'}: {targets[0]}: bad-pose: keypoint r_wrist at x=3e+07")
+    good.loc[good["image"] != targets[0]].to_csv(work / "images.csv", index=False)
+    fails_with(f"error: {work / 'pairs-train.csv'}: names {targets[0]}, which is not in images.csv")

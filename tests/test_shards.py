@@ -213,3 +213,211 @@ def test_verify_refuses_unsafe_names_even_when_the_hash_matches(packed, tmp_path
     (d / "index.json").write_text(json.dumps(index))
     r = CliRunner().invoke(pgprep_main, ["verify", str(d)])
     assert r.exit_code == 1 and "refused" in r.output and "index.json" in r.output, r.output
+
+
+# ---------------------------------------------------------------- issue 18: crafted shards
+
+def _reseal(d):
+    """Re-record every shard's size and digests in index.json, as a forger would."""
+    from pgprep.atomic import file_sha256
+
+    index = json.loads((d / "index.json").read_text())
+    for e in index["shards"]:
+        p = d / e["file"]
+        e.update(bytes=p.stat().st_size, sha256=file_sha256(p), quick_sha256=shards.quick_digest(p))
+    (d / "index.json").write_text(json.dumps(index))
+
+
+def _forge(src, dst, edit):
+    """A copy of `src` whose train-00000.h5 was edited by `edit(h5py.File, dst)` and resealed."""
+    shutil.copytree(src, dst)
+    with h5py.File(dst / "train-00000.h5", "a") as f:
+        edit(f, dst)
+    _reseal(dst)
+    return dst
+
+
+def _move_out(f, name, other):
+    """Delete dataset `name` from f, returning its data (the forger keeps it elsewhere)."""
+    data = f[name][...]
+    del f[name]
+    return data
+
+
+def _external_link(f, d):
+    data = _move_out(f, "images/keypoints", None)
+    with h5py.File(d.parent / "outside.h5", "w") as g:
+        g["kp"] = data
+    f["images/keypoints"] = h5py.ExternalLink(str(d.parent / "outside.h5"), "/kp")
+
+
+def _external_raw(f, d):
+    flip = _move_out(f, "pairs/flip", None)
+    (d.parent / "outside.raw").write_bytes(flip.tobytes())
+    f.create_dataset("pairs/flip", shape=flip.shape, dtype=np.uint8,
+                     external=[(str(d.parent / "outside.raw"), 0, flip.nbytes)])
+
+
+def _virtual(f, d):
+    data = _move_out(f, "images/keypoints", None)
+    with h5py.File(d.parent / "outside.h5", "w") as g:
+        g["kp"] = data
+    layout = h5py.VirtualLayout(shape=data.shape, dtype=data.dtype)
+    layout[...] = h5py.VirtualSource(str(d.parent / "outside.h5"), "kp", shape=data.shape)
+    f["images"].create_virtual_dataset("keypoints", layout)
+
+
+def _soft_loop(f, d):
+    _move_out(f, "images/keypoints", None)
+    f["images/keypoints"] = h5py.SoftLink("/images/loop")
+    f["images/loop"] = h5py.SoftLink("/images/keypoints")
+
+
+LINKS = {"external link": (_external_link, "images/keypoints is an external link"),
+         "external raw storage": (_external_raw, "pairs/flip keeps its data in external raw files"),
+         "virtual dataset": (_virtual, "images/keypoints is a virtual dataset"),
+         "soft-link loop": (_soft_loop, "images/keypoints is a soft link to /images/loop")}
+
+
+@pytest.mark.parametrize("case", list(LINKS))
+def test_links_and_external_storage_are_refused_before_anything_reads_them(packed, tmp_path, case):
+    """Issue 18 item 11: data outside the shard escapes its sha256; every reader refuses it."""
+    from pgtrain.data import PairDataset
+
+    edit, words = LINKS[case]
+    d = _forge(packed / "compact", tmp_path / "s", edit)
+    victim = str(d / "train-00000.h5")
+    problems = shards.verify(d)
+    assert len(problems) == 1 and problems[0].startswith(victim) and words in problems[0], problems
+    r = CliRunner().invoke(pgprep_main, ["verify", str(d)])
+    assert r.exit_code == 1 and words in r.output and "Traceback" not in r.output, r.output
+    with pytest.raises(shards.PgkitError, match=words) as err:
+        PairDataset(d, "train")
+    assert err.value.path == victim
+    r = CliRunner().invoke(pgprep_main, ["inspect", str(d)])
+    assert r.exit_code == 1 and words in r.output and len(r.output.strip().splitlines()[-1]) < 400
+
+
+def _declare_many_images(count):
+    """Every image dataset re-declared with `count` entries that are never written: the file
+    stays small, a read allocates what the shape says."""
+    def edit(f, d):
+        for name in ("images/name", "images/jpeg", "images/keypoints", "images/mask"):
+            ds = f[name]
+            shape, dtype, chunks = (count,) + ds.shape[1:], ds.dtype, (1,) + ds.shape[1:]
+            del f[name]
+            f.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks)
+        f.attrs["images"] = count
+    return edit
+
+
+def test_a_shard_declaring_a_million_names_is_refused_from_its_size(packed, tmp_path):
+    """Issue 18 item 10: 10^8 unwritten names took verify to 2.4 GB; the declared size is now
+    checked against what the file stores before any read (10^6 here keeps a failure cheap)."""
+    from pgtrain.data import PairDataset
+
+    d = _forge(packed / "compact", tmp_path / "s", _declare_many_images(10**6))
+    index = json.loads((d / "index.json").read_text())
+    index["shards"][0]["images"] = 10**6
+    (d / "index.json").write_text(json.dumps(index))
+    assert (d / "train-00000.h5").stat().st_size < 200_000
+    problems = shards.verify(d)
+    assert "images/name declares shape (1000000,) (8,000,000 bytes) but stores 0 bytes" in problems[0], problems
+    assert all(p.startswith(str(d / "train-00000.h5")) for p in problems)
+    with pytest.raises(shards.PgkitError, match=r"images/name declares shape \(1000000,\)"):
+        PairDataset(d, "train")
+
+
+def test_a_stored_image_claiming_more_pixels_than_image_size_is_refused_before_decoding(packed, tmp_path):
+    """Issue 18 item 10: a JPEG header patched to 30000x30000 made the loader decode 2.7 GB;
+    the header is compared with index.json's image_size first (3000x3000 keeps a failure cheap)."""
+    from pgtrain.data import PairDataset
+
+    def patch(f, d):
+        data = bytes(f["images/jpeg"][0])
+        sof = next(i for i in range(2, len(data)) if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC2))
+        assert data[sof + 5:sof + 9] == (48).to_bytes(2, "big") * 2
+        big = data[:sof + 5] + (3000).to_bytes(2, "big") * 2 + data[sof + 9:]
+        f["images/jpeg"][0] = np.frombuffer(big, np.uint8)
+
+    d = _forge(packed / "compact", tmp_path / "s", patch)
+    ds = PairDataset(d, "train")
+    reader = ds.readers[0]
+    i = next(k for k in range(len(reader)) if reader.meta["from"][k] == 0 or reader.meta["to"][k] == 0)
+    with pytest.raises(shards.PgkitError, match=r"header says 3000x3000 \(HxW\), index.json's image_size is 48x48"):
+        ds[i]
+    with pytest.raises(shards.PgkitError, match="images/jpeg\\[0\\]"):
+        PairDataset(d, "train", raw=True)[i]
+
+
+def _retype(name, dtype):
+    def edit(f, d):
+        data = f[name][...]
+        del f[name]
+        f[name] = data.astype(dtype)
+    return edit
+
+
+def test_wrong_dtypes_are_found_by_verify_and_named_by_the_reader(packed, tmp_path):
+    """Issue 18 item 20: float32 pair indices verified ok, then fit stopped with a TypeError."""
+    from pgtrain.data import PairDataset
+
+    d = _forge(packed / "compact", tmp_path / "s", _retype("pairs/from", np.float32))
+    problems = shards.verify(d)
+    assert problems == [f"{d / 'train-00000.h5'}: pairs/from has type float32, expected int32"]
+    with pytest.raises(shards.PgkitError, match="pairs/from has type float32, expected int32"):
+        PairDataset(d, "train")
+    d = _forge(packed / "dense", tmp_path / "dense", _retype("keypoints", np.float64))
+    assert any("keypoints has type float64, expected float32" in p for p in shards.verify(d))
+
+
+@pytest.mark.parametrize("case", ["nested", "huge int", "huge radius", "binary"])
+def test_an_unparsable_index_is_one_line_naming_it(packed, tmp_path, case):
+    """Issue 18 item 20: index.json nested 1,000 deep was a RecursionError; a 5,000-digit
+    integer a ValueError without the file's name."""
+    from pgtrain.data import PairDataset
+
+    d = tmp_path / "s"
+    shutil.copytree(packed / "compact", d)
+    text = (d / "index.json").read_text()
+    text = {"nested": '{"format": "pgkit-shards", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+            "huge int": text.replace('"version": 1', '"version": 1' + "0" * 5000),
+            "huge radius": text.replace('"radius": 0.75', '"radius": 1' + "0" * 4000),
+            "binary": "\xff\xfe{"}[case]
+    (d / "index.json").write_bytes(text.encode("utf-8", "surrogateescape") if case != "binary" else b"\xff\xfe{")
+    words = {"nested": "nested too deeply", "huge int": "unreadable index", "huge radius": "pose radius",
+             "binary": "unreadable index"}[case]
+    with pytest.raises(shards.PgkitError, match=words) as err:
+        shards.read_index(d)
+    assert err.value.path == str(d / "index.json") and len(str(err.value)) < 300
+    with pytest.raises(shards.PgkitError, match=words):
+        PairDataset(d, "train")
+    r = CliRunner().invoke(pgprep_main, ["verify", str(d)])
+    assert r.exit_code == 1 and words in r.output and "Traceback" not in r.output
+
+
+def test_verify_checks_bytes_and_images_and_refuses_a_shard_listed_twice(packed, tmp_path):
+    """Issue 18 item 23: verify ignored `bytes` and `images`; a copied shard with an added
+    index entry trained on its pairs twice."""
+    from pgtrain.data import PairDataset
+
+    d = _edit_index(packed / "compact", tmp_path / "bytes", _set(["shards", 0, "bytes"], 5))
+    assert shards.verify(d) == [f"{d / 'train-00000.h5'}: size {(d / 'train-00000.h5').stat().st_size:,} "
+                                "bytes, index.json records 5"]
+    d = _edit_index(packed / "compact", tmp_path / "images", _set(["shards", 0, "images"], 7))
+    problems = shards.verify(d)
+    assert len(problems) == 1 and "index.json's images says 7" in problems[0], problems
+    with pytest.raises(shards.PgkitError, match="index.json's images says 7"):
+        PairDataset(d, "train")
+
+    d = tmp_path / "copied"
+    shutil.copytree(packed / "compact", d)
+    shutil.copy(d / "train-00001.h5", d / "train-00002.h5")
+    index = json.loads((d / "index.json").read_text())
+    index["shards"].insert(2, {**index["shards"][1], "file": "train-00002.h5"})
+    index["splits"]["train"]["pairs"] += index["shards"][1]["pairs"]
+    (d / "index.json").write_text(json.dumps(index))
+    with pytest.raises(shards.PgkitError, match="same sha256 as train-00001.h5"):
+        PairDataset(d, "train")
+    r = CliRunner().invoke(pgprep_main, ["verify", str(d)])
+    assert r.exit_code == 1 and "listed twice" in r.output, r.output

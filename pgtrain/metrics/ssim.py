@@ -30,18 +30,26 @@ from pgtrain.metrics import MeanOf, MetricContext, ScoreBatch, register_metric
 @dataclass(frozen=True)
 class SSIMConvention:
     gaussian: bool
-    win_size: int = 7            # uniform window side (gaussian: 2 * int(3.5 sigma + 0.5) + 1)
+    win_size: int = 7            # uniform window side (gaussian: 2 * int(truncate * sigma + 0.5) + 1)
     sigma: float = 1.5
     sample_covariance: bool = True
-    range_from_image: bool = False   # data_range = fake.max() - fake.min() (per image)
+    range_from_image: bool = False   # data_range = max - min of one image (per image)
     K1: float = 0.01
     K2: float = 0.03
+    truncate: float = 3.5        # gaussian taps: skimage >= 0.15 truncates at 3.5 sigma (11 taps at 1.5),
+                                 # skimage 0.13/0.14 used scipy's default 4.0 (13 taps)
+    crop: int | None = None      # border left out of the mean; None = (window - 1) // 2. skimage < 0.15
+                                 # cropped (11 - 1) // 2 = 5 around its 13-tap filter
 
     @property
     def window(self) -> int:
         if self.gaussian:
-            return 2 * int(3.5 * self.sigma + 0.5) + 1   # skimage: truncate 3.5, as ndimage
+            return 2 * int(self.truncate * self.sigma + 0.5) + 1   # as scipy.ndimage's radius
         return self.win_size
+
+    @property
+    def border(self) -> int:
+        return (self.window - 1) // 2 if self.crop is None else self.crop
 
 
 CONVENTIONS = {
@@ -58,6 +66,12 @@ def _kernel_1d(conv: SSIMConvention, dtype, device) -> torch.Tensor:
     x = torch.arange(-r, r + 1, dtype=torch.float64)
     k = torch.exp(-0.5 * (x / conv.sigma) ** 2)
     return (k / k.sum()).to(dtype=dtype, device=device)
+
+
+def _pad_symmetric(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Mirror `r` pixels at every border, edge pixel repeated: scipy.ndimage's mode 'reflect'."""
+    x = torch.cat([x[..., :r].flip(-1), x, x[..., -r:].flip(-1)], dim=-1)
+    return torch.cat([x[..., :r, :].flip(-2), x, x[..., -r:, :].flip(-2)], dim=-2)
 
 
 def _filter_valid(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -87,7 +101,8 @@ def ssim(x: torch.Tensor, y: torch.Tensor, convention: str | SSIMConvention = "p
         raise ValueError(f"ssim needs two (N, C, H, W) batches of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     n, c, h, w = x.shape
     win = conv.window
-    if min(h, w) < win:
+    border = conv.border
+    if min(h, w) < win or min(h, w) <= 2 * border:
         raise ValueError(f"images of {h}x{w} are smaller than the {win}x{win} SSIM window")
     dtype = dtype or torch.float32
     x, y = x.to(dtype), y.to(dtype)
@@ -104,9 +119,15 @@ def ssim(x: torch.Tensor, y: torch.Tensor, convention: str | SSIMConvention = "p
     xc = (x - cx).reshape(n * c, 1, h, w)
     yc = (y - cy).reshape(n * c, 1, h, w)
     k = _kernel_1d(conv, dtype, x.device)
-    stats = _filter_valid(torch.cat([xc, yc, xc * xc, yc * yc, xc * yc]), k)
+    planes = torch.cat([xc, yc, xc * xc, yc * yc, xc * yc])
+    r = (win - 1) // 2
+    if border != r:   # filter the whole image (scipy's reflect borders), then leave `border` out
+        stats = _filter_valid(_pad_symmetric(planes, r), k)
+        stats = stats[..., border:stats.shape[-2] - border, border:stats.shape[-1] - border]
+    else:             # the map skimage keeps is exactly the 'valid' part: no padding involved
+        stats = _filter_valid(planes, k)
     mxc, myc, mxx, myy, mxy = stats.split(n * c)
-    np_ = win * win
+    np_ = (2 * border + 1) ** 2   # skimage's NP = win_size ** 2, and its crop is (win_size - 1) // 2
     cov_norm = np_ / (np_ - 1) if conv.sample_covariance else 1.0
     vx = cov_norm * (mxx - mxc * mxc)
     vy = cov_norm * (myy - myc * myc)
