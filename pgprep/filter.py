@@ -475,8 +475,9 @@ def run_filter(root, poses, work, *, crop176: bool = False, x_offset: float | No
     images = part["image"].tolist()
     files = [root / deepfashion.PARTITION, *(root / i for i in images), *_source_files(src, kind),
              root / INGEST_RECORDS]
-    options = {"poses": str(src.resolve()), "kind": kind, "offset": offset, "check": check,
-               "dataset": dataset, **asdict(th)}
+    options = {"poses": str(src.resolve()), "kind": kind, "offset": offset, "check": check, **asdict(th)}
+    if dataset == market.DATASET:  # (absent for DeepFashion: earlier WORK directories stay up to date)
+        options["dataset"] = dataset
     if split_lists or crop:  # (absent otherwise: earlier WORK directories stay up to date)
         files += [Path(p) for p in split_lists or ()]
         options.update(split_lists=[atomic.canonical_path(p) for p in split_lists or ()], crop=crop,
@@ -595,10 +596,12 @@ def content_boxes(root: Path) -> dict[str, tuple[float, float, float, float]]:
     except (FileNotFoundError, ValueError, pd.errors.ParserError):
         return {}
     boxes = {}
-    for r in rec.itertuples():
-        nw = min(r.width, max(1, round(r.orig_width * r.scale)))
-        nh = min(r.height, max(1, round(r.orig_height * r.scale)))
-        boxes[r.image] = (float(r.pad_x), float(r.pad_y), float(r.pad_x + nw), float(r.pad_y + nh))
+    for r in rec.itertuples():  # the box ingest made: the one letterbox definition, from the recorded sizes
+        try:
+            boxes[r.image] = geometry.Letterbox.fit((int(r.orig_height), int(r.orig_width)),
+                                                    (int(r.height), int(r.width))).box
+        except (TypeError, ValueError, ZeroDivisionError):
+            continue  # a damaged row: the image is judged on its whole frame
     return boxes
 
 

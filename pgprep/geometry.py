@@ -6,11 +6,14 @@
   (sigma 6); values in [-1, 1]; missing joints are all -1. Vectorised over joints and pixels.
 - body masks: PG²'s morphological mask from the limbs (disks along each limb with both ends
   present, then a 5x5 dilation and a 5x5 erosion).
+- sizes and fitting: `parse_hw` (the one HxW parser), `Letterbox` (aspect-kept fit on white,
+  its keypoint transform and content box; ingest, filter and generate), `Crop` (PATN's 256x176).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import cv2
@@ -277,3 +280,87 @@ class Crop:
         if crop.x0 != doc.get("x0"):
             raise PgkitError(where, f"crop record {doc!r} is not a centre crop; rerun `pgprep filter`")
         return crop
+
+
+# ---------------------------------------------------------------- sizes and the letterbox fit
+
+def parse_hw(text, lo: int = 1, hi: int | None = None, what: str = "size") -> tuple[int, int]:
+    """The one HxW parser: `256` -> (256, 256); `256x176` (or `256X176`, an (h, w) pair) ->
+    (256, 176), height x width as everywhere in pgkit. PgkitError when malformed or a side is
+    outside lo..hi."""
+    if isinstance(text, (tuple, list)) and len(text) == 2:
+        h, w = text
+    elif isinstance(text, (int, np.integer)):
+        h = w = text
+    else:
+        m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", str(text))
+        if not m:
+            raise PgkitError(None, f"{what} must be N or HxW (e.g. 256 or 256x176), got {text!r}")
+        h, w = m.group(1), m.group(2) or m.group(1)
+    try:
+        h, w = int(h), int(w)
+    except (TypeError, ValueError):
+        raise PgkitError(None, f"{what} must be N or HxW (e.g. 256 or 256x176), got {text!r}") from None
+    if min(h, w) < lo or (hi is not None and max(h, w) > hi):
+        raise PgkitError(None, f"{what} {h}x{w} (HxW) is outside {lo}..{hi if hi is not None else 'any'}")
+    return h, w
+
+
+def fit_keypoints(kp: np.ndarray, scale: float, pad_x: float, pad_y: float) -> np.ndarray:
+    """COCO-18 keypoints (..., 18, 3) of an upright image -> the letterboxed frame: (x, y) ->
+    ((x + 0.5) * scale - 0.5 + pad_x, (y + 0.5) * scale - 0.5 + pad_y), pixel centres as
+    cv2.resize samples them. Missing joints stay missing."""
+    kp = np.array(kp, np.float32, copy=True)
+    ok = skeleton.present(kp)
+    kp[..., 0] = np.where(ok, (kp[..., 0] + 0.5) * scale - 0.5 + pad_x, kp[..., 0])
+    kp[..., 1] = np.where(ok, (kp[..., 1] + 0.5) * scale - 0.5 + pad_y, kp[..., 1])
+    return kp
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """An upright image of `src` (h, w) scaled to fit `dst` (H, W), aspect ratio kept, centred
+    on white: DeepFashion's padding. The one definition `pgprep ingest` (photos -> ROOT),
+    `pgprep filter` (where the photo lies in its padding) and `pgtrain generate` (any input ->
+    the model's size) share."""
+
+    src: tuple[int, int]
+    dst: tuple[int, int]
+    scale: float
+    new_h: int
+    new_w: int
+    pad_x: int
+    pad_y: int
+
+    @classmethod
+    def fit(cls, src: tuple[int, int], dst: tuple[int, int]) -> Letterbox:
+        (h, w), (H, W) = (int(v) for v in src), (int(v) for v in dst)  # noqa: N806
+        scale = min(H / h, W / w)
+        nw, nh = min(W, max(1, round(w * scale))), min(H, max(1, round(h * scale)))
+        return cls((h, w), (H, W), scale, nh, nw, (W - nw) // 2, (H - nh) // 2)
+
+    @property
+    def identity(self) -> bool:
+        return self.src == self.dst
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) of the photo inside the padded image (x1, y1 exclusive)."""
+        return (float(self.pad_x), float(self.pad_y), float(self.pad_x + self.new_w), float(self.pad_y + self.new_h))
+
+    def image(self, rgb: np.ndarray, fill: int = 255) -> np.ndarray:
+        """uint8 (H, W, 3): area-averaged when shrinking, bicubic when enlarging."""
+        if self.identity:
+            return rgb
+        interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_CUBIC
+        small = rgb if (self.new_h, self.new_w) == rgb.shape[:2] else \
+            cv2.resize(rgb, (self.new_w, self.new_h), interpolation=interp)
+        out = np.full((*self.dst, 3), fill, np.uint8)
+        out[self.pad_y:self.pad_y + self.new_h, self.pad_x:self.pad_x + self.new_w] = small
+        return out
+
+    def keypoints(self, kp: np.ndarray) -> np.ndarray:
+        """Keypoints (..., 18, 3) of the source image in the letterboxed frame (`fit_keypoints`)."""
+        if self.identity:
+            return np.array(kp, np.float32, copy=True)
+        return fit_keypoints(kp, self.scale, self.pad_x, self.pad_y)

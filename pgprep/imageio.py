@@ -12,6 +12,9 @@ filter (header check and `--check decode`), pose, masks, pack, preview, ingest a
   an 8000x6000 photo fits) is refused from the header, before any decode, naming the file.
   A 1.6 KB JPEG can claim 65500x65500 (4.3 billion pixels); decoding it would take gigabytes.
   `PGKIT_MAX_PIXELS` in the environment changes the limit.
+- bytes: every file is read by `read_bounded`: a device (`/dev/zero`), FIFO or folder, and a
+  file over `MAX_BYTES` (256 MiB, `PGKIT_MAX_IMAGE_BYTES`) are refused from a stat, before a
+  byte is read (a 6 GB sparse .jpg costs nothing). Masks are read the same way.
 - trailing bytes: a JPEG is complete when its end-of-image marker follows the image data;
   bytes after it (phones append motion-photo videos, depth maps, vendor trailers) are ignored.
   A JPEG without that marker, a PNG without IEND, a WebP shorter than its RIFF size is
@@ -19,7 +22,11 @@ filter (header check and `--check decode`), pose, masks, pack, preview, ingest a
 - decoding: OpenCV's decoder after the Pillow header check. It gives bit-identical pixels to
   the shard reader (which decodes the same bytes with OpenCV), applies EXIF orientation the
   same way as `PIL.ImageOps.exif_transpose` (tests check all eight orientations), and is
-  about 1.5x faster than Pillow's. The decoded size is checked against the header's.
+  about 1.5x faster than Pillow's. The decoded size is checked against the header's, and a
+  JPEG whose entropy-coded data ends or breaks early (libjpeg's "premature end of data
+  segment", which it papers over with grey) is "corrupt JPEG data" (`_decode_jpeg`).
+- transparency: PNG/WebP alpha (or a transparent palette colour) is composited over white,
+  the colour pgkit pads with; `ImageInfo.alpha` says the image has it.
 """
 
 from __future__ import annotations

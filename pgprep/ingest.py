@@ -41,28 +41,29 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import hashlib
 import io
 import json
 import os
 import re
+import shutil
 import stat
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import click
-import cv2
 import numpy as np
 import pandas as pd
 
-from pgprep import atomic, deepfashion, formats, geometry, imageio, skeleton
+from pgprep import atomic, deepfashion, formats, geometry, imageio
 from pgprep.errors import PgkitError
 
 STAGE = "ingest"
 RECORDS = "ingest.csv"
 REJECTS = "ingest-rejects.csv"
 JOURNAL = f"{atomic.STAMP_DIR}/ingest-journal.jsonl"
+STAGING = f"{atomic.STAMP_DIR}/ingest-staging"  # converted JPEGs waiting for their final name
 # Every file ingest writes outside .pgkit/, with its sha256, appended before the file is renamed
 # into place (so a killed run's files are known too); rewritten to the current set at the end.
 MANIFEST = f"{atomic.STAMP_DIR}/ingest-files.jsonl"
@@ -82,57 +83,12 @@ _VIEW_RE = re.compile(r"(?<![a-z])(" + "|".join(deepfashion.VIEWS) + r")(?![a-z]
 
 
 def parse_size(text: str | int | tuple) -> tuple[int, int]:
-    """`256` -> (256, 256); `256x176` -> (256, 176): height x width, as everywhere in pgkit."""
-    if isinstance(text, tuple):
-        h, w = text
-    elif isinstance(text, int):
-        h = w = text
-    else:
-        m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", str(text))
-        if not m:
-            raise PgkitError(None, f"size must be N or HxW (e.g. 256 or 256x176), got {text!r}")
-        h, w = int(m.group(1)), int(m.group(2) or m.group(1))
-    if min(h, w) < 16 or max(h, w) > 4096:
-        raise PgkitError(None, f"size {h}x{w} (HxW) is outside 16..4096")
-    return int(h), int(w)
+    """`256` -> (256, 256); `256x176` -> (256, 176): height x width (`geometry.parse_hw`, 16..4096)."""
+    return geometry.parse_hw(text, lo=16, hi=4096)
 
 
-@dataclass(frozen=True)
-class Fit:
-    """Aspect-preserving resize of an upright (h, w) image into (H, W), centred on white."""
-
-    scale: float
-    new_w: int
-    new_h: int
-    pad_x: int
-    pad_y: int
-
-
-def fit(orig: tuple[int, int], size: tuple[int, int]) -> Fit:
-    """`orig` and `size` are (height, width)."""
-    (h, w), (H, W) = orig, size
-    scale = min(H / h, W / w)
-    nw, nh = min(W, max(1, round(w * scale))), min(H, max(1, round(h * scale)))
-    return Fit(scale, nw, nh, (W - nw) // 2, (H - nh) // 2)
-
-
-def letterbox(rgb: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Fit]:
-    f = fit(rgb.shape[:2], size)
-    interp = cv2.INTER_AREA if f.scale < 1 else cv2.INTER_CUBIC
-    small = rgb if (f.new_h, f.new_w) == rgb.shape[:2] else cv2.resize(rgb, (f.new_w, f.new_h), interpolation=interp)
-    out = np.full((*size, 3), PAD_VALUE, np.uint8)
-    out[f.pad_y:f.pad_y + f.new_h, f.pad_x:f.pad_x + f.new_w] = small
-    return out, f
-
-
-def map_keypoints(kp: np.ndarray, scale: float, pad_x: float, pad_y: float) -> np.ndarray:
-    """COCO-18 keypoints (..., 18, 3) on the upright original -> the ingested image's frame.
-    Missing joints stay missing."""
-    kp = np.array(kp, np.float32, copy=True)
-    ok = skeleton.present(kp)
-    kp[..., 0] = np.where(ok, (kp[..., 0] + 0.5) * scale - 0.5 + pad_x, kp[..., 0])
-    kp[..., 1] = np.where(ok, (kp[..., 1] + 0.5) * scale - 0.5 + pad_y, kp[..., 1])
-    return kp
+# the transform of a photo into ROOT: `geometry.Letterbox` (shared with filter and generate)
+map_keypoints = geometry.fit_keypoints
 
 
 # ---------------------------------------------------------------- what to ingest
@@ -321,11 +277,14 @@ def _lkind(name: str, dir_fd: int) -> str:
     return "a file" if stat.S_ISREG(mode) else f"a {_kind(mode)}"
 
 
-def _look(root: Path, rel: str, remove_if: set[str] = frozenset()) -> tuple[str | None, tuple[str, str] | None]:
+def _look(root: Path, rel: str, remove_if: set[str] = frozenset(),
+          known: dict[str, tuple] | None = None) -> tuple[str | None, tuple[str, str] | None]:
     """What ROOT/rel holds, never following a symlink below ROOT: (sha256, None) for a regular
     file; (None, None) for nothing; (None, (path, 'a symbolic link')) for anything else, where
     path is rel or the folder on the way that is not a real folder. A regular file whose sha256
-    is in `remove_if` is unlinked by name in the folder fd that was checked (OSError if it fails)."""
+    is in `remove_if` is unlinked by name in the folder fd that was checked (OSError if it fails).
+    `known`: rel -> (size, mtime_ns, inode, sha256) the journal recorded after ingest wrote the
+    file; a file whose stat still matches is not read again (a rerun touches no image)."""
     parts = PurePosixPath(rel).parts
     try:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
@@ -344,20 +303,29 @@ def _look(root: Path, rel: str, remove_if: set[str] = frozenset()) -> tuple[str 
             os.close(fd)
             fd = nxt
         try:
-            mode = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False).st_mode
+            st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
         except FileNotFoundError:
             return None, None
-        if not stat.S_ISREG(mode):
-            return None, (rel, f"a {_kind(mode)}")
-        h = hashlib.sha256()
-        with os.fdopen(os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd), "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-        if h.hexdigest() in remove_if:
+        if not stat.S_ISREG(st.st_mode):
+            return None, (rel, f"a {_kind(st.st_mode)}")
+        rec = (known or {}).get(rel)
+        if rec is not None and tuple(rec[:3]) == _stat_key(st):
+            sha = str(rec[3])
+        else:
+            h = hashlib.sha256()
+            with os.fdopen(os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd), "rb") as f:
+                while block := f.read(1 << 20):
+                    h.update(block)
+            sha = h.hexdigest()
+        if sha in remove_if:
             os.unlink(parts[-1], dir_fd=fd)
-        return h.hexdigest(), None
+        return sha, None
     finally:
         os.close(fd)
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def _load_manifest(root: Path) -> dict[str, set[str]]:
@@ -392,13 +360,14 @@ def _legacy_manifest(root: Path) -> dict[str, set[str]]:
     return owned
 
 
-def _check_outputs(root: Path, rels: list[str], owned: dict[str, set[str]]) -> dict[str, str]:
+def _check_outputs(root: Path, rels: list[str], owned: dict[str, set[str]],
+                   known: dict[str, tuple] | None = None) -> dict[str, str]:
     """Stop, before anything is written, if an output would replace what ingest did not write;
-    returns rel -> sha256 of the outputs already in place."""
+    returns rel -> sha256 of the outputs already in place (`known`: see `_look`)."""
     ours = set().union(*owned.values())
     here = {}
     for rel in rels:
-        sha, other = _look(root, rel)
+        sha, other = _look(root, rel, known=known)
         if other or (sha is not None and sha not in ours):
             at, what = other or (rel, "")
             raise PgkitError(root / at, "exists and was not written by pgprep ingest"
@@ -412,15 +381,26 @@ class _Outputs:
     """Writes ROOT's files, each recorded in MANIFEST (sha256, flushed) before it is renamed into place."""
 
     def __init__(self, root: Path):
-        self.root, self.sha = root, {}
+        self.root, self.sha, self.stat = root, {}, {}
         self._log = open(root / MANIFEST, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
 
     def write(self, rel: str, data: bytes) -> None:
         sha = hashlib.sha256(data).hexdigest()
-        self._log.write(json.dumps({"file": rel, "sha256": sha}) + "\n")
-        self._log.flush()
+        self._record(rel, sha)
         atomic.write_bytes_atomic(self.root / rel, data)
         self.sha[rel] = sha
+
+    def place(self, rel: str, staged: Path, sha: str) -> tuple[int, int, int]:
+        """Rename a file staged under .pgkit/ (its sha256 known) into place; -> its stat key."""
+        self._record(rel, sha)
+        (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, self.root / rel)
+        self.sha[rel] = sha
+        return _stat_key(os.stat(self.root / rel, follow_symlinks=False))
+
+    def _record(self, rel: str, sha: str) -> None:
+        self._log.write(json.dumps({"file": rel, "sha256": sha}) + "\n")
+        self._log.flush()
 
     def close(self) -> None:
         self._log.close()
@@ -441,15 +421,26 @@ def _key(path: Path, options: dict) -> str:
                                      sort_keys=True).encode()).hexdigest()[:24]
 
 
-def convert(data: bytes, src: Path, size: tuple[int, int]) -> tuple[bytes, dict]:
-    """One photo's bytes, read with the shared policy and letterboxed -> (JPEG bytes, its record)."""
+def convert(data: bytes, src: Path, size: tuple[int, int], digest: str | None = None) -> tuple[bytes, dict]:
+    """One photo's bytes, read with the shared policy and letterboxed -> (JPEG bytes, its record).
+    Probed and decoded once; `digest`: the bytes' sha256 when the caller has it."""
     info = imageio.probe(data, src)
     rgb = imageio.decode(data, src, info=info)
-    out, f = letterbox(rgb, size)
+    f = geometry.Letterbox.fit(rgb.shape[:2], size)
+    out = f.image(rgb, PAD_VALUE)
     return geometry.encode_jpeg(out, QUALITY), {
         "scale": round(f.scale, 8), "pad_x": f.pad_x, "pad_y": f.pad_y, "orig_width": info.width,
         "orig_height": info.height, "orientation": info.orientation, "format": info.format,
-        "width": size[1], "height": size[0], "sha256": hashlib.sha256(data).hexdigest()}
+        "width": size[1], "height": size[0], "sha256": digest or hashlib.sha256(data).hexdigest()}
+
+
+def _stage(data: bytes, src: Path, size: tuple[int, int], digest: str, staged: Path,
+           ) -> tuple[tuple[Path, str], dict]:
+    """Convert one photo (`convert`) and write its JPEG to `staged` under .pgkit/ ->
+    ((staged path, the JPEG's sha256), record)."""
+    jpeg, rec = convert(data, src, size, digest)
+    atomic.write_bytes_atomic(staged, jpeg)
+    return (staged, hashlib.sha256(jpeg).hexdigest()), rec
 
 
 def _pose_name(image: str) -> str:
@@ -523,36 +514,58 @@ def run_ingest(photos, root, *, size="256", items=None, test_fraction: float = 0
     journal = _load_journal(root)
     owned = _load_manifest(root)
     pix_opts = {"size": list(hw), "quality": QUALITY}
+    # Each photo is read, hashed, probed and decoded once: a new or changed photo is converted
+    # here and its JPEG staged under .pgkit/ until ids are known and the outputs checked; a
+    # photo the journal finished (same path, size, mtime, options) is not read at all.
+    staging = root / STAGING
+    made = [d for d in (root, root / atomic.STAMP_DIR) if not d.exists()]  # removed again on refusal
+    shutil.rmtree(staging, ignore_errors=True)  # a killed run's leftovers
+    staging.mkdir(parents=True, exist_ok=True)
     # Duplicate bytes would put one photo in two items (or twice in one): the first one wins.
     by_hash: dict[str, str] = {}
     readable, keyed, new_errors = [], [], []
-    for c in bar(cands, desc="ingest: check", unit="img", disable=None if progress is None else not progress):
+    for c in bar(cands, desc="ingest: read", unit="img", disable=None if progress is None else not progress):
         src = photos / c["source"]
         try:
-            data = _read_photo(src)  # size checked first: a 6 GB file is neither hashed nor read
             key = _key(src, pix_opts)
-        except PgkitError as exc:
-            rejects.append({"source": c["source"], "reason": f"bad-image: {exc.reason}"})
-            continue
         except OSError as exc:
             rejects.append({"source": c["source"], "reason": f"bad-image: cannot read ({exc.strerror})"})
             continue
-        digest = hashlib.sha256(data).hexdigest()
+        prev = journal.get(key)
+        if prev and "error" in prev:
+            c["key"] = key
+            keyed.append(c)
+            rejects.append({"source": c["source"], "reason": prev["error"]})
+            continue
+        done = prev if prev and isinstance(prev.get("record"), dict) and prev["record"].get("sha256") else None
+        data = None
+        if done is not None:
+            digest = str(done["record"]["sha256"])
+        else:
+            try:
+                data = _read_photo(src)  # size checked first: a 6 GB file is neither hashed nor read
+            except PgkitError as exc:
+                rejects.append({"source": c["source"], "reason": f"bad-image: {exc.reason}"})
+                continue
+            except OSError as exc:
+                rejects.append({"source": c["source"], "reason": f"bad-image: cannot read ({exc.strerror})"})
+                continue
+            digest = hashlib.sha256(data).hexdigest()
         if digest in by_hash:
             rejects.append({"source": c["source"], "reason": f"duplicate: same bytes as {by_hash[digest]}"})
             continue
         by_hash[digest] = c["source"]
         c["key"] = key
         keyed.append(c)
-        if key in journal and "error" in journal[key]:
-            rejects.append({"source": c["source"], "reason": journal[key]["error"]})
-            continue
-        try:
-            imageio.probe(data, src)
-        except PgkitError as exc:
-            rejects.append({"source": c["source"], "reason": f"bad-image: {exc.reason}"})
-            new_errors.append({"key": key, "error": f"bad-image: {exc.reason}"})
-            continue
+        if data is not None:
+            try:
+                c["jpeg"], c["record"] = _stage(data, src, hw, digest, staging / f"{key}.jpg")
+            except PgkitError as exc:
+                rejects.append({"source": c["source"], "reason": f"bad-image: {exc.reason}"})
+                new_errors.append({"key": key, "error": f"bad-image: {exc.reason}"})
+                continue
+        else:
+            c["prev"] = done
         if poses:
             try:
                 c["people"] = _read_pose(Path(poses), c["source"])
@@ -563,8 +576,19 @@ def run_ingest(photos, root, *, size="256", items=None, test_fraction: float = 0
     # ids only for photos that can be ingested, so a bad photo leaves no hole in an item's numbering
     assign_ids(readable)
     fixed = [RECORDS, REJECTS, deepfashion.PARTITION]
-    here = _check_outputs(root, [c["image"] for c in readable]
-                          + [_pose_name(c["image"]) for c in readable if c.get("people") is not None] + fixed, owned)
+    known = {r["image"]: (*r["out_stat"], r["out"]) for r in journal.values()
+             if isinstance(r.get("image"), str) and r.get("out") and isinstance(r.get("out_stat"), list)
+             and len(r["out_stat"]) == 3}
+    try:
+        here = _check_outputs(root, [c["image"] for c in readable]
+                              + [_pose_name(c["image"]) for c in readable if c.get("people") is not None] + fixed,
+                              owned, known)
+    except PgkitError:  # refused: ROOT is left as it was found
+        shutil.rmtree(staging, ignore_errors=True)
+        for d in reversed(made):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
     (root / atomic.STAMP_DIR).mkdir(parents=True, exist_ok=True)
     atomic.clear_stamp(root, STAGE)
     rows, converted, reused = [], 0, 0
@@ -576,21 +600,28 @@ def run_ingest(photos, root, *, size="256", items=None, test_fraction: float = 0
             jf.writelines(json.dumps(e) + "\n" for e in new_errors)
             for c in readable:
                 pbar.update(1)
-                prev = journal.get(c["key"])
+                prev = c.get("prev")
                 if prev and prev.get("image") == c["image"] and prev.get("out") and here.get(c["image"]) == prev["out"]:
                     rec = prev["record"]
                     out.sha[c["image"]] = prev["out"]
+                    out.stat[c["image"]] = prev.get("out_stat")
                     reused += 1
                 else:
-                    try:
-                        jpeg, rec = convert(_read_photo(photos / c["source"]), photos / c["source"], hw)
-                    except PgkitError as exc:
-                        rejects.append({"source": c["source"], "reason": f"bad-image: {exc.reason}"})
-                        jf.write(json.dumps({"key": c["key"], "error": f"bad-image: {exc.reason}"}) + "\n")
-                        continue
-                    out.write(c["image"], jpeg)
+                    if "jpeg" not in c:  # finished earlier under another name or its output is gone
+                        try:
+                            data = _read_photo(photos / c["source"])
+                            c["jpeg"], c["record"] = _stage(data, photos / c["source"], hw,
+                                                            str(prev["record"]["sha256"]),
+                                                            staging / f"{c['key']}.jpg")
+                        except PgkitError as exc:
+                            rejects.append({"source": c["source"], "reason": f"bad-image: {exc.reason}"})
+                            jf.write(json.dumps({"key": c["key"], "error": f"bad-image: {exc.reason}"}) + "\n")
+                            continue
+                    rec = c["record"]
+                    staged, sha = c["jpeg"]
+                    out.stat[c["image"]] = list(out.place(c["image"], staged, sha))
                     jf.write(json.dumps({"key": c["key"], "image": c["image"], "record": rec,
-                                         "out": out.sha[c["image"]]}) + "\n")
+                                         "out": sha, "out_stat": out.stat[c["image"]]}) + "\n")
                     jf.flush()
                     converted += 1
                 c["record"] = rec
@@ -618,7 +649,8 @@ def run_ingest(photos, root, *, size="256", items=None, test_fraction: float = 0
               "removed": removed, "kept_changed": kept_changed, "size": list(hw)}
     if mapped is not None:
         counts["poses_mapped"] = mapped
-    _compact_journal(root, table, rejects, keyed, out.sha)
+    _compact_journal(root, table, rejects, keyed, out.sha, out.stat)
+    shutil.rmtree(staging, ignore_errors=True)
     atomic.mark_done(root, STAGE, fp, counts=counts)
     return {**counts, "skipped": False}
 
@@ -656,7 +688,7 @@ def _remove_stale(root: Path, keep: set[str], owned: dict[str, set[str]]) -> tup
 
 
 def _compact_journal(root: Path, table: pd.DataFrame, rejects: list[dict], cands: list[dict],
-                     shas: dict[str, str]) -> None:
+                     shas: dict[str, str], stats: dict[str, list] | None = None) -> None:
     """Rewrite the journal with the current photos only (it would otherwise grow forever)."""
     by_source = {c["source"]: c.get("key") for c in cands}
     lines = []
@@ -665,7 +697,7 @@ def _compact_journal(root: Path, table: pd.DataFrame, rejects: list[dict], cands
                                  "format", "width", "height", "sha256")}
         rec = {k: (v.item() if hasattr(v, "item") else v) for k, v in rec.items()}
         lines.append(json.dumps({"key": by_source[r["source"]], "image": r["image"], "record": rec,
-                                 "out": shas.get(r["image"])}))
+                                 "out": shas.get(r["image"]), "out_stat": (stats or {}).get(r["image"])}))
     for r in rejects:
         key = by_source.get(r["source"])
         if key and r["reason"].startswith("bad-image"):

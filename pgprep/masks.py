@@ -7,11 +7,15 @@ PG²'s 23 limbs, then a 5x5 dilation and erosion) and written unflipped as
 mask (np.fliplr): mirroring commutes with the construction, so it is not stored twice.
 
 Each PNG is written atomically and carries a record (a PNG tEXt chunk `pgkit-mask`) of the
-digest of the keypoints, the image size and the options it was made from. A rerun keeps a
-mask only if its record matches the present images.csv row and options: a killed run
-finishes the rest, and new keypoints (filter rerun from another source) or another
-`--radius` / `--close` recompute exactly the masks concerned. `pgprep pack` checks the same
-record and refuses a mask made from other keypoints (`StaleMaskError`).
+digest of the keypoints, the image size and the options it was made from, and of its own
+pixels. A rerun keeps a mask only if its record matches the present images.csv row and
+options and its pixels still match the digest: a killed run finishes the rest, new
+keypoints (filter rerun from another source) or another `--radius` / `--close` recompute
+exactly the masks concerned, and an emptied, re-saved (record lost) or edited mask is
+redone. The stage is "up to date" only while no mask file changed since it finished (size,
+mtime, ctime, inode). `pgprep pack` checks the same record and pixels and refuses a mask
+made from other keypoints or edited (`StaleMaskError`). Rows of images.csv whose size or
+keypoints cannot be drawn are rejected before anything is allocated (`check_numbers`).
 """
 
 from __future__ import annotations
@@ -172,13 +176,12 @@ def check_numbers(images: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     rejected = []
     for i in np.flatnonzero(~(size_ok & finite & ~far.any(axis=1))):
         if not size_ok[i]:
-            why = (f"bad-size: images.csv says width {w[i]:g}, height {h[i]:g}; expected whole numbers "
+            why = (f"bad-size: images.csv says width {_shown(images['width'].iloc[i])}, height "
+                   f"{_shown(images['height'].iloc[i])}; expected whole numbers "
                    f">= 1 of at most {limit:,} pixels in all (PGKIT_MAX_PIXELS)")
         elif not finite[i]:
             col = skeleton.KP_COLUMNS[int(np.flatnonzero(~np.isfinite(kp[i].ravel()))[0])]
-            raw = images[col].iloc[i]
-            raw = repr(raw) if isinstance(raw, str) else str(raw)  # 'abc' quoted; inf, nan (empty) bare
-            why = f"nan-keypoint: images.csv column {col} holds {raw}, not a finite number"
+            why = f"nan-keypoint: images.csv column {col} holds {_shown(images[col].iloc[i])}, not a finite number"
         else:
             j = int(np.flatnonzero(far[i])[0])
             why = (f"bad-pose: keypoint {skeleton.JOINTS[j]} at x={kp[i, j, 0]:g}, y={kp[i, j, 1]:g} lies "
@@ -188,6 +191,16 @@ def check_numbers(images: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     images = images.loc[keep].reset_index(drop=True)
     images[cols] = num.loc[keep, cols].reset_index(drop=True)
     return images, rejected
+
+
+def _shown(value) -> str:
+    """A CSV value as a message shows it: text quoted ('abc'), numbers bare (30000, inf, nan)."""
+    if isinstance(value, str):
+        return repr(value)
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def remove_stale_temps(work: str | os.PathLike) -> int:
@@ -252,8 +265,8 @@ def _write_chunk(task: tuple) -> tuple[int, int, int, float]:
         m = body_mask(kp, (int(h), int(w)), radius=radius, close=close)
         empty += int(not m.any())
         cover += float(m.mean())
-        png = encode_png(m * np.uint8(255))
-        atomic.write_bytes_atomic(path, add_record(png, mask_record(kp, (h, w), radius, close, m)))
+        atomic.write_bytes_atomic(path, add_record(encode_png(m * np.uint8(255)),
+                                                   mask_record(kp, (h, w), radius, close, m)))
         written += 1
     return written, skipped, empty, cover
 
@@ -383,6 +396,9 @@ def command(work, radius, close, scale, jobs, force):
       pgprep masks data/work --close 0        # disks only, no closing
       pgprep masks data/demo --no-scale       # 4 px disks and 5x5 closing at any size
 
+    Market-1501 WORK (work.json "dataset": "market"): PG²'s Market setting `pg2-market`,
+    radius 4 and 5x5 closing at 128x64, unscaled (docs/market.md), unless options are given.
+
     \b
     A killed run leaves only complete PNGs; rerunning finishes the rest. A rerun with the
     same images.csv and options does nothing and says so.
@@ -407,4 +423,5 @@ def command(work, radius, close, scale, jobs, force):
                    "cannot be drawn (no mask written):")
         for r in s["rejected"][:20]:
             click.echo(f"  {r['image']}: {r['reason']}")
-    click.echo(f"wrote masks under {s['masks_dir']}")
+    setting = f" (setting {s['setting']})" if s.get("setting") else ""
+    click.echo(f"wrote masks under {s['masks_dir']}: radius {s['radius']}, close {s['close']}{setting}")

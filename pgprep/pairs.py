@@ -324,7 +324,9 @@ def run_pairs(work: str | os.PathLike, seed: int = 0, min_distance: float = DEFA
                "flip": bool(flip),
                "import_test": atomic.canonical_path(import_test) if import_test else None,
                "import_train": atomic.canonical_path(import_train) if import_train else None,
-               "export": os.path.abspath(export) if export else None, "version": 1, "rule": rule}
+               "export": os.path.abspath(export) if export else None, "version": 1}
+    if rule != "pgkit":  # (absent for pgkit's rule: earlier stamps stay valid)
+        options["rule"] = rule
     fp = atomic.fingerprint(inputs, options)
     outputs = [work / f"pairs-{s}.csv" for s in SPLITS]
     if export:

@@ -697,8 +697,8 @@ def _check_types(f: h5py.File, types: dict) -> list[str]:
 def _check_storage(f: h5py.File, names) -> list[str]:
     """What a dataset declares must be stored in this file before anything reads it: a 14 KB
     shard declaring 10^8 names (unwritten data reads as fill values) would otherwise cost GBs.
-    Unfiltered data must be fully stored, and no dataset may claim more than the file holds;
-    the one compressed dataset (images/mask) is read a chunk (one mask) at a time."""
+    Uncompressed data must be fully stored, and no dataset may claim more than the file
+    holds; the one compressed dataset (images/mask) is read a chunk (one mask) at a time."""
     size = f.id.get_filesize()
     bad = []
     for name in names:
@@ -710,6 +710,8 @@ def _check_storage(f: h5py.File, names) -> list[str]:
         if stored > size or (not filtered and stored < need):
             bad.append(f"{name} declares shape {ds.shape} ({need:,} bytes) but stores {stored:,} "
                        f"bytes in a {size:,}-byte file")
+        elif filtered and name != "images/mask":  # read whole: its size must be what is stored
+            bad.append(f"{name} is compressed; pgkit stores it uncompressed")
         elif filtered and ds.chunks != (1,) + ds.shape[1:]:
             bad.append(f"{name} is compressed in chunks {ds.chunks}, expected one per image {(1,) + ds.shape[1:]}")
     return bad

@@ -13,6 +13,7 @@ import math
 import os
 import random
 import re
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +103,7 @@ def _open_archive(path: Path, limit: int, what: str) -> zipfile.ZipFile:
                                    f"entries in {end[zipfile._ECD_SIZE]:,} bytes (at most {MAX_ENTRIES:,}, "
                                    f"within the {size:,}-byte file): not a file pgkit can read")
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
         if path.suffix == ".npz":
             raise PgkitError(path, f"not a readable .npz file (not a zip archive: {exc})") from None
         raise PgkitError(path, f"not a readable {what}: truncated or not a torch file (torch.save "
@@ -143,7 +144,9 @@ def safe_npz_load(path, limit: int = LOAD_LIMIT, *, what: str = "weights") -> di
             for info in infos:  # every header first: nothing is allocated for a file refused
                 with zf.open(info) as fp:
                     version = npy.read_magic(fp)
-                    reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+                    reader = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}.get(version)
+                    if reader is None:
+                        raise ValueError(f"{info.filename}: .npy format version {version} (pgkit reads 1.0 and 2.0)")
                     shape, _, dtype = reader(fp)
                 name = info.filename[:-4]
                 if dtype.hasobject:

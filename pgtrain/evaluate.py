@@ -436,6 +436,33 @@ def format_report(report: dict) -> str:
     return text + "\n" + "\n".join(notes)
 
 
+def _read_report(path: Path) -> dict:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PgkitError(path, "no report; run `pgtrain eval --protocol` or `pgtrain score` first") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PgkitError(path, f"unreadable report ({type(exc).__name__})") from None
+    try:
+        doc = json.loads(text)
+    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+        raise PgkitError(path, f"not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("protocols", {}), dict):
+        raise PgkitError(path, "not a pgkit report")
+    return doc
+
+
+def _check_table_output(path: Path, force: bool) -> None:
+    """-o of `table`: a CSV/markdown table pgkit wrote may be replaced; anything else needs --force."""
+    if path.is_symlink() or path.is_dir():
+        raise PgkitError(path, "is a directory or a symlink; refusing to write the table there")
+    if path.exists() and not force:
+        head = path.read_text(encoding="utf-8", errors="replace")[:200]
+        if not (head.startswith("model,") or head.startswith("| model")):
+            raise PgkitError(path, "exists and is not a table pgkit wrote; refusing to overwrite it "
+                                   "(choose another -o, or --force to replace it)")
+
+
 # ---------------------------------------------------------------- CLI
 
 def _list_metrics(ctx: click.Context, _param, value):
@@ -528,14 +555,55 @@ def command(run, data, split, metrics, batch_size, device, workers, limit, which
     click.echo(report["table"])
 
 
+PUBLISHED = Path(__file__).with_name("published.csv")
+
+
+def published_numbers(protocol: str, dataset: str | None = None):
+    """The published numbers computed under `protocol` (pgtrain/published.csv, each with its source)."""
+    import pandas as pd
+
+    frame = pd.read_csv(PUBLISHED, dtype={"value": float})
+    frame = frame[frame["protocol"] == protocol]
+    return frame[frame["dataset"] == dataset] if dataset else frame
+
+
+def protocol_table(reports: list[tuple[str, dict]], protocol: str, dataset: str | None,
+                   stages: list[str]) -> tuple[list[list], list[str], list[str]]:
+    """Rows: the published methods under `protocol`, then each report's rows; columns: its metrics."""
+    from pgtrain.metrics.protocols import PROTOCOLS
+
+    p = PROTOCOLS[protocol]
+    keys = p.metrics()
+    labels = dict(PROTOCOL_METRICS)
+    pub = published_numbers(protocol, dataset)
+    rows, sources = [], []
+    for (method, ds), grp in pub.groupby(["method", "dataset"], sort=False):
+        vals = dict(zip(grp["metric"], grp["value"], strict=True))
+        rows.append([f"{method} (published, {ds})"] + [vals.get(k) for k in keys])
+        sources += [f"{method} {m}: {s} ({r})" for m, s, r in zip(grp["metric"], grp["source"], grp["repository"], strict=True)]
+    for name, rep in reports:
+        block = rep.get("protocols", {}).get(protocol)
+        if block is None:
+            continue
+        for r, vals in block["rows"].items():
+            if r in stages or r == "generated":
+                rows.append([f"{name}: {ROW_LABELS.get(r, r)}"] + [_pcell(vals, k) if k in vals else None for k in keys])
+    return rows, ["model"] + [labels.get(k, k) for k in keys], sources
+
+
 @click.command("table")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Also write the table as CSV (or markdown if the name ends in .md).")
 @click.option("--stages", default="stage1,stage2", show_default=True,
               help="Rows to take from each run (baseline, stage1, stage2).")
+@click.option("--protocol", default=None,
+              help="Show runs and scored folders (their protocol reports) beside the published numbers "
+                   "computed under this protocol (pg2, defgan, patn, gfla, pidm, cfld).")
+@click.option("--dataset", default=None, help="With --protocol: only published numbers of this dataset (deepfashion, market).")
+@click.option("--force", is_flag=True, help="Replace an -o file pgkit did not write.")
 @debug_option
-def table_command(runs, output, stages):
+def table_command(runs, output, stages, protocol, dataset, force):
     """Several runs' eval.json side by side, with the real-target row, as markdown (and CSV).
 
     \b
@@ -544,14 +612,39 @@ def table_command(runs, output, stages):
     pgtrain table runs/pg2/eval.json runs/other/eval-train.json --stages baseline,stage2
 
     \b
-    RUN may be a run directory (its eval.json is read) or an eval JSON file. The baseline
-    and real-target rows come from the first run that has them.
+    pgtrain table runs/pg2 patn-score.json --protocol patn      # beside PG², Def-GAN, PATN
+
+    \b
+    RUN may be a run directory (its eval.json, or eval-protocols.json with --protocol, is read)
+    or a report file (eval or `pgtrain score`). The baseline and real-target rows come from
+    the first run that has them. Published numbers: pgtrain/published.csv (method, dataset,
+    protocol, metric, value, the paper table and the repository that states it).
     """
     import pandas as pd
 
     from pgprep.atomic import write_csv_atomic, write_text_atomic
 
+    if output:
+        _check_table_output(Path(output), force)
     wanted = [s.strip() for s in stages.split(",") if s.strip()]
+    if protocol:
+        from pgtrain.metrics.protocols import PROTOCOLS
+
+        if protocol not in PROTOCOLS:
+            raise click.UsageError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+        reports = [(r.name if r.is_dir() else r.stem, _read_report(r / "eval-protocols.json" if r.is_dir() else r))
+                   for r in runs]
+        rows, headers, sources = protocol_table(reports, protocol, dataset, wanted)
+        text = format_table([[c if c is not None else "–" for c in row] for row in rows], headers)
+        click.echo(text)
+        click.echo("\n".join(["sources:"] + sources) if sources else "no published numbers under this protocol")
+        if output:
+            if str(output).endswith(".md"):
+                write_text_atomic(output, text + "\n")
+            else:
+                write_csv_atomic(output, pd.DataFrame(rows, columns=headers))
+            click.echo(f"wrote {output}", err=True)
+        return
     reports = []
     for r in runs:
         path = r / "eval.json" if r.is_dir() else r

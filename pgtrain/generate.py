@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -24,7 +23,7 @@ from pgprep.atomic import check_user_output, mark_image, write_bytes_atomic
 from pgprep.cliutil import debug_option
 from pgprep.errors import PgkitError
 from pgprep.formats import read_openpose_json, read_patn_csv
-from pgprep.geometry import DEFAULT_POSE, normalise, pose_maps, read_rgb
+from pgprep.geometry import DEFAULT_POSE, Letterbox, normalise, parse_hw, pose_maps, read_rgb
 from pgtrain.dist import default_device
 from pgtrain.nets._common import as_hw
 
@@ -35,50 +34,12 @@ MAX_UPSCALE = 64  # --upscale; the picture must also stay within imageio.max_pix
 MARK = "pgkit generate"  # in every image written: -o may replace it later without --force
 
 
-@dataclass(frozen=True)
-class Fit:
-    """x' = x * scale + dx, y' = y * scale + dy: an image of `src` (h, w) placed in `dst`."""
-
-    src: tuple[int, int]
-    dst: tuple[int, int]
-    scale: float
-    dx: int
-    dy: int
-
-    @classmethod
-    def of(cls, src: tuple[int, int], dst: tuple[int, int]) -> Fit:
-        h, w = src
-        H, W = dst  # noqa: N806
-        scale = min(H / h, W / w)
-        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-        return cls(src, dst, scale, (W - nw) // 2, (H - nh) // 2)
-
-    @property
-    def identity(self) -> bool:
-        return self.src == self.dst
-
-    def image(self, rgb: np.ndarray, fill=255) -> np.ndarray:
-        if self.identity:
-            return rgb
-        h, w = self.src
-        nh, nw = max(1, round(h * self.scale)), max(1, round(w * self.scale))
-        interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_CUBIC
-        out = np.full((*self.dst, 3), fill, np.uint8)
-        out[self.dy:self.dy + nh, self.dx:self.dx + nw] = cv2.resize(rgb, (nw, nh), interpolation=interp)
-        return out
-
-    def keypoints(self, kp: np.ndarray) -> np.ndarray:
-        kp = skeleton.clean(kp)
-        ok = skeleton.present(kp)
-        kp[ok, 0] = kp[ok, 0] * self.scale + self.dx
-        kp[ok, 1] = kp[ok, 1] * self.scale + self.dy
-        return kp
-
-    def describe(self, what: str) -> str:
-        h, w = self.src
-        H, W = self.dst  # noqa: N806
-        pad = f", padded with white by {self.dx}px left/right and {self.dy}px top/bottom" if (self.dx or self.dy) else ""
-        return f"{what}: {w}x{h} -> {W}x{H} (scaled x{self.scale:.3g}{pad}, the model's size)"
+def describe_fit(fit: Letterbox, what: str) -> str:
+    """One stderr line saying how an input was fitted to the model's size."""
+    (h, w), (H, W) = fit.src, fit.dst  # noqa: N806
+    pad = (f", padded with white by {fit.pad_x}px left/right and {fit.pad_y}px top/bottom"
+           if (fit.pad_x or fit.pad_y) else "")
+    return f"{what}: {w}x{h} -> {W}x{H} (scaled x{fit.scale:.3g}{pad}, the model's size)"
 
 
 def _largest(people: list[np.ndarray]) -> np.ndarray:
@@ -176,15 +137,15 @@ def generate(run, condition, pose, *, name: str | None = None, pose_size: tuple[
     notes: list[str] = []
     warnings: list[str] = []
     cond = read_rgb(condition)
-    fit_c = Fit.of(cond.shape[:2], (H, W))
+    fit_c = Letterbox.fit(cond.shape[:2], (H, W))
     if not fit_c.identity:
-        notes.append(fit_c.describe(f"condition {Path(condition).name}"))
+        notes.append(describe_fit(fit_c, f"condition {Path(condition).name}"))
     kp, frame = read_target_pose(pose, name, notes)
     frame = check_pose_frame(kp, frame or pose_size, tuple(cond.shape[:2]), (H, W), pose, pose_size is not None)
-    fit_p = Fit.of(tuple(frame), (H, W))
+    fit_p = Letterbox.fit(tuple(frame), (H, W))
     if not fit_p.identity:
-        notes.append(fit_p.describe("pose keypoints"))
-    kp = fit_p.keypoints(kp)
+        notes.append(describe_fit(fit_p, "pose keypoints"))
+    kp = fit_p.keypoints(skeleton.clean(kp))
     if flip:
         kp = skeleton.flip(kp, W)
         notes.append("pose mirrored (left/right joints swapped)")
@@ -264,10 +225,9 @@ def _parse_size(ctx, param, value):
     if value is None:
         return None
     try:
-        h, w = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter("expected HxW, e.g. 256x176") from None
-    return h, w
+        return parse_hw(value, what="--pose-size")
+    except PgkitError as exc:
+        raise click.BadParameter(f"expected HxW, e.g. 256x176 ({exc.reason})") from None
 
 
 @click.command("generate")

@@ -13,12 +13,15 @@ Layouts read (`--layout`, default auto):
                   `<i>.png` / `%05d.png` (PG²'s numbering)
 
 Targets (`--targets`): a pgkit shard directory (targets, PG² masks and keypoints come from
-it), or a folder of real images matched by file name or stem (PATN's flattened names and
+it), a pgkit WORK directory (its images and keypoints; masks drawn from them), or a folder
+of real images matched by file name or stem (PATN's flattened names and
 pgkit's relative paths both match). Strips carry their own targets. Keypoints for the mask
 metrics of a folder: `--keypoints` (a PATN annotation CSV). The FID real set: `--real`
 (a shard directory: its training images; or a folder of images).
 
-Streaming: images are read in batches; memory is flat in the number of pairs.
+Streaming: images are read in batches; memory is flat in the number of pairs. Resumable: the
+accumulators are saved every 50 batches beside the report (`.<report>.resume.npz`); rerun the
+same command after an interruption and it continues from there.
 """
 
 from __future__ import annotations
@@ -75,8 +78,8 @@ def detect_layout(folder: Path, pairs: Path | None) -> str:
     if not files:
         raise PgkitError(folder, "holds no images (.jpg/.png)")
     name = files[0].name
-    if "___" in name and _pair_from_name(name) and re.search(r"_vis\.(jpg|jpeg|png)$", name, re.I):
-        return "patn-strips"
+    if "___" in name and _pair_from_name(name):     # PATN's separator: strips end in _vis
+        return "patn-strips" if re.search(r"_vis\.(jpg|jpeg|png)$", name, re.I) else "pair-images"
     if _DEFGAN_NAME.match(name):
         return "defgan-strips"
     if _pair_from_name(name):
@@ -184,7 +187,9 @@ class Targets:
                     self.poses.setdefault(k, kp)
         if self.source is None:
             return
-        if (self.source / "index.json").is_file():
+        if (self.source / "images.csv").is_file() and (self.source / "work.json").is_file():
+            self._read_work()
+        elif (self.source / "index.json").is_file():
             self.kind = "shards"
             from pgtrain.data import PairDataset
 
@@ -205,6 +210,31 @@ class Targets:
         else:
             raise PgkitError(self.source, "targets: neither a pgkit shard directory nor a folder of images")
 
+    def _read_work(self) -> None:
+        """A pgkit WORK directory: its kept images (under work.json's root, cropped as it says)
+        with their keypoints; masks are drawn from the keypoints (PG²'s rule)."""
+        import json as _json
+
+        import pandas as pd
+
+        from pgprep.geometry import Crop
+
+        self.kind = "work"
+        try:
+            meta = _json.loads((self.source / "work.json").read_text(encoding="utf-8"))
+            frame = pd.read_csv(self.source / "images.csv", dtype={"image": str})
+        except Exception as exc:  # noqa: BLE001 - a damaged WORK: our words, its name
+            raise PgkitError(self.source, f"unreadable WORK directory ({type(exc).__name__})") from None
+        self.root = Path(meta.get("root", ""))
+        self.crop = Crop.from_json(meta.get("crop"), self.source / "work.json")
+        cols = [f"{a}{i}" for i in range(18) for a in "xyc"]
+        for row in frame.itertuples(index=False):
+            name = row.image
+            kp = np.asarray([getattr(row, c) for c in cols], np.float32).reshape(18, 3)
+            for k in _keys(name):
+                self.by_name.setdefault(k, self.root / name)
+                self.poses.setdefault(k, kp)
+
     def _lookup(self, name: str):
         for k in (name, _stem(name)):
             if k in self.by_name:
@@ -221,6 +251,8 @@ class Targets:
             return {"image": item["target"].float(), "mask": item["mask"].float(),
                     "keypoints": item["keypoints"].float()}
         img = read_image_u8(hit)
+        if self.kind == "work" and self.crop is not None:
+            img = torch.from_numpy(np.ascontiguousarray(self.crop.image(img.permute(1, 2, 0).numpy(), hit))).permute(2, 0, 1)
         kp = self.pose(name)
         return {"image": img, "mask": None, "keypoints": kp}
 
@@ -297,8 +329,12 @@ def _stack(items: list[dict], key: str) -> torch.Tensor | None:
 def score_folder(generated, protocols, *, layout: str = "auto", pairs=None, targets=None,
                  keypoints=None, real=None, batch_size: int = 16, device: str | None = None,
                  limit: int | None = None, models: Models | None = None, cache_dir=None,
-                 show_progress: bool = True) -> dict:
-    """Score a folder of generated images under `protocols`; returns the report (see eval)."""
+                 show_progress: bool = True, resume_file=None, save_every: int = 50) -> dict:
+    """Score a folder of generated images under `protocols`; returns the report (see eval).
+
+    `resume_file`: every `save_every` batches the accumulators are saved there (npz, no
+    pickle) with a fingerprint of the inputs and settings; a rerun with the same fingerprint
+    continues after the last saved batch, and the file is removed when the report is done."""
     from pgprep.cliutil import progress
     from pgtrain.dist import default_device
     from pgtrain.evaluate import protocol_report
@@ -318,9 +354,13 @@ def score_folder(generated, protocols, *, layout: str = "auto", pairs=None, targ
     models = models or Models(device)
     real_source = RealSetSource(real, cache_dir=cache_dir, show=show_progress) if real else None
     scorer = ProtocolScorer(protocols, len(items), models, real=real_source)
-    chunks = range(0, len(items), batch_size)
+    fp = _fingerprint(items, protocols, targets, keypoints, batch_size)
+    start = _resume(resume_file, fp, scorer) if resume_file else 0
+    chunks = range(start, len(items), batch_size)
     for lo in progress(chunks, total=len(chunks), desc="score", unit="batch",
                        disable=None if show_progress else True):
+        if resume_file and lo > start and (lo // batch_size) % save_every == 0:
+            _save_resume(resume_file, fp, scorer, lo)
         got = [_pair_tensors(g, tg) for g in items[lo:lo + batch_size]]
         sizes = {tuple(x["fake"].shape) for x in got}
         if len(sizes) > 1:
@@ -331,6 +371,8 @@ def score_folder(generated, protocols, *, layout: str = "auto", pairs=None, targ
         scorer.update(fake, real_t, mask=None if mask is None else mask.to(dev), keypoints=kp,
                       condition_mask=None if cmask is None else cmask.to(dev))
     results = scorer.result()
+    if resume_file and Path(resume_file).exists():
+        Path(resume_file).unlink()
     report = protocol_report({"generated": results}, protocols, pairs=len(items),
                              seconds=time.perf_counter() - t0)
     report.update({"generated": str(generated), "layout": layout if layout != "auto" else
@@ -338,6 +380,42 @@ def score_folder(generated, protocols, *, layout: str = "auto", pairs=None, targ
                    "targets": str(targets) if targets else "(from the strips)",
                    "real": str(real) if real else None, "inception_passes": _passes(models)})
     return report
+
+
+def _fingerprint(items: list[Generated], protocols, targets, keypoints, batch_size: int) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for g in items:
+        st = g.path.stat()
+        h.update(f"{g.path}|{st.st_size}|{st.st_mtime_ns}|{g.src}|{g.dst}\n".encode())
+    h.update(repr([repr(p) for p in protocols]).encode())
+    h.update(f"{targets}|{keypoints}|{batch_size}".encode())
+    return h.hexdigest()
+
+
+def _resume(path, fp: str, scorer: ProtocolScorer) -> int:
+    """The first pair to score: after the saved batches when `path` holds this run's state."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["fingerprint"]) != fp:
+                return 0
+            scorer.load_state(z)
+            done = int(z["done"])
+    except Exception:  # noqa: BLE001 - a damaged state file (ours) means starting over
+        return 0
+    click.echo(f"score: resuming after {done} pairs ({path})", err=True)
+    return done
+
+
+def _save_resume(path, fp: str, scorer: ProtocolScorer, done: int) -> None:
+    from pgprep.atomic import atomic_path
+
+    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as f:
+        np.savez(f, fingerprint=np.array(fp), done=np.array(done), **scorer.state())
 
 
 def _passes(models: Models) -> list[dict]:
@@ -354,7 +432,7 @@ def _passes(models: Models) -> list[dict]:
 @click.option("--pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Pairs CSV (from,to[,generated]) for the pairs-csv layout.")
 @click.option("--targets", type=click.Path(exists=True, path_type=Path), default=None,
-              help="pgkit shard directory (test split) or a folder of real images.")
+              help="pgkit shard directory (test split), pgkit WORK directory, or a folder of real images.")
 @click.option("--keypoints", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="PATN annotation CSV of the targets/conditions (mask-SSIM / mask-IS with a folder of targets).")
 @click.option("--real", type=click.Path(exists=True, path_type=Path), default=None,
@@ -403,7 +481,8 @@ def command(generated, protocol_names, layout, pairs, targets, keypoints, real, 
     cache = Path(os.environ.get("PGKIT_CACHE") or Path.home() / ".cache" / "pgkit") / "fid-real"
     report = score_folder(generated, protocols, layout=layout, pairs=pairs, targets=targets,
                           keypoints=keypoints, real=real, batch_size=batch_size, device=device,
-                          limit=limit, models=models, cache_dir=cache)
+                          limit=limit, models=models, cache_dir=cache,
+                          resume_file=output.with_name(f".{output.name}.resume.npz"))
     write_json_atomic(output, report)
     click.echo(report["table"])
     click.echo(f"wrote {output}", err=True)

@@ -18,6 +18,7 @@ set (`RealSetSource` serves a shard directory or a folder of images, cached on d
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -207,6 +208,7 @@ class _ProtocolState:
     def choose(self, hw: tuple[int, int]) -> None:
         """Pick each metric's spec for images of `hw` (the first batch decides for the stream)."""
         self.chosen = {}
+        self.hw = tuple(hw)
         specs: dict[str, list] = {}
         for s in self.p.ssim + self.p.inception_score:
             specs.setdefault(s.metric, []).append(s)
@@ -233,6 +235,45 @@ class _ProtocolState:
     def skip(self, metric: str, reason: str) -> None:
         self.skipped.setdefault(metric, reason)
 
+    # -- resume: every accumulator as plain arrays (np.savez, read without pickle)
+    def export(self, pre: str) -> dict[str, np.ndarray]:
+        out = {f"{pre}skipped": np.array(json.dumps(self.skipped))}
+        for m, acc in self.means.items():
+            out[f"{pre}mean/{m}"] = np.array([acc.total, acc.count], np.float64)
+        for m, (inc, window) in self.is_acc.items():
+            out[f"{pre}is/{m}/seen"] = np.array([inc.seen, window.seen], np.int64)
+            out[f"{pre}is/{m}/plogp"], out[f"{pre}is/{m}/count"] = inc.plogp.numpy(), inc.count.numpy()
+            if inc.p_sum is not None:
+                out[f"{pre}is/{m}/p_sum"] = inc.p_sum.numpy()
+        for name, window in (("lpips", self.lpips_window), ("fid", self.fid_window)):
+            if window is not None:
+                out[f"{pre}window/{name}"] = np.array([window.seen], np.int64)
+        if self.fid is not None:
+            out[f"{pre}fid/n"] = np.array([self.fid.n], np.int64)
+            out[f"{pre}fid/sum"], out[f"{pre}fid/outer"] = self.fid.sum.numpy(), self.fid.outer.numpy()
+            if self.fid.rows:
+                out[f"{pre}fid/rows"] = torch.cat(self.fid.rows).numpy()
+            out[f"{pre}fid/rows_kept"] = np.array([self.fid.rows is not None])
+        return out
+
+    def restore(self, z, pre: str) -> None:
+        self.skipped = json.loads(str(z[f"{pre}skipped"]))
+        for m, acc in self.means.items():
+            acc.total, acc.count = float(z[f"{pre}mean/{m}"][0]), int(z[f"{pre}mean/{m}"][1])
+        for m, (inc, window) in self.is_acc.items():
+            inc.seen, window.seen = (int(v) for v in z[f"{pre}is/{m}/seen"])
+            inc.plogp, inc.count = torch.from_numpy(z[f"{pre}is/{m}/plogp"]), torch.from_numpy(z[f"{pre}is/{m}/count"])
+            if f"{pre}is/{m}/p_sum" in z:
+                inc.p_sum = torch.from_numpy(z[f"{pre}is/{m}/p_sum"])
+        for name, window in (("lpips", self.lpips_window), ("fid", self.fid_window)):
+            if window is not None:
+                window.seen = int(z[f"{pre}window/{name}"][0])
+        if self.fid is not None:
+            self.fid.n = int(z[f"{pre}fid/n"][0])
+            self.fid.sum, self.fid.outer = torch.from_numpy(z[f"{pre}fid/sum"]), torch.from_numpy(z[f"{pre}fid/outer"])
+            kept = bool(z[f"{pre}fid/rows_kept"][0])
+            self.fid.rows = ([torch.from_numpy(z[f"{pre}fid/rows"])] if f"{pre}fid/rows" in z else []) if kept else None
+
     def live(self) -> list[tuple[str, object]]:
         return [(m, s) for m, s in self.chosen.items() if m not in self.skipped]
 
@@ -248,6 +289,21 @@ class ProtocolScorer:
         self.real = real
         self.n_images = n_images
         self.from_model = from_model
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Every accumulator as arrays, for a resumable scoring run (`load_state`)."""
+        out: dict[str, np.ndarray] = {}
+        for i, st in enumerate(self.states):
+            if st.chosen is not None:
+                out[f"{i}/hw"] = np.array(st.hw, np.int64)
+                out.update(st.export(f"{i}/"))
+        return out
+
+    def load_state(self, z) -> None:
+        for i, st in enumerate(self.states):
+            if f"{i}/hw" in z:
+                st.choose(tuple(int(v) for v in z[f"{i}/hw"]))
+                st.restore(z, f"{i}/")
 
     def update(self, fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor | None = None,
                keypoints: torch.Tensor | None = None, condition_mask: torch.Tensor | None = None) -> None:

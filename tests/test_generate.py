@@ -10,8 +10,8 @@ from test_evaluate import make_tiny_run
 
 from pgprep import skeleton
 from pgprep.formats import write_openpose_json, write_patn_csv
-from pgprep.geometry import read_rgb
-from pgtrain.generate import Fit
+from pgprep.geometry import Letterbox, read_rgb
+from pgtrain.generate import describe_fit
 
 
 @pytest.fixture(scope="module")
@@ -28,17 +28,18 @@ def _person(synth_root):
 
 
 def test_fit_scales_pads_and_moves_keypoints():
-    f = Fit.of((128, 88), (64, 64))
-    assert f.scale == 0.5 and (f.dx, f.dy) == (10, 0)
+    f = Letterbox.fit((128, 88), (64, 64))  # the one letterbox of pgprep.geometry (ingest's too)
+    assert f.scale == 0.5 and (f.pad_x, f.pad_y) == (10, 0)
     img = np.zeros((128, 88, 3), np.uint8)
     out = f.image(img)
     assert out.shape == (64, 64, 3)
     assert (out[:, :10] == 255).all() and (out[:, 54:] == 255).all() and (out[:, 10:54] == 0).all()
     kp = skeleton.empty()
     kp[0] = (40, 100, 1)
-    moved = f.keypoints(kp)
-    assert tuple(moved[0]) == (30, 50, 1) and tuple(moved[1]) == (-1, -1, 0)
-    assert Fit.of((64, 64), (64, 64)).identity
+    moved = f.keypoints(kp)  # pixel centres: (40.5 * 0.5 - 0.5 + 10, 100.5 * 0.5 - 0.5)
+    assert tuple(moved[0]) == (29.75, 49.75, 1) and tuple(moved[1]) == (-1, -1, 0)
+    assert Letterbox.fit((64, 64), (64, 64)).identity
+    assert "padded with white by 10px" in describe_fit(f, "condition")
 
 
 @pytest.mark.slow

@@ -269,3 +269,37 @@ def test_read_mask_checks_the_header_before_decoding(tmp_path):
     jpeg.write_bytes(g.encode_jpeg(np.zeros((64, 64, 3), np.uint8)))
     with pytest.raises(PgkitError, match="jpeg.png: unusable mask: a JPEG file, not a PNG"):
         g.read_mask(jpeg, (64, 64))
+
+
+# ---------------------------------------------------------------- parse_hw and Letterbox
+
+def test_parse_hw_is_the_one_hxw_parser():
+    from pgprep.errors import PgkitError
+    from pgprep.geometry import parse_hw
+
+    assert parse_hw("256") == (256, 256) and parse_hw(" 256 X 176 ") == (256, 176)
+    assert parse_hw(64) == (64, 64) and parse_hw((256, 176)) == (256, 176)
+    with pytest.raises(PgkitError, match="N or HxW"):
+        parse_hw("256x")
+    with pytest.raises(PgkitError, match="outside 16..4096"):
+        parse_hw("8x8", lo=16, hi=4096)
+
+
+def test_letterbox_image_keypoints_and_box_agree():
+    from pgprep.geometry import Letterbox
+
+    f = Letterbox.fit((100, 300), (64, 64))  # wide photo: white bars above and below
+    assert (f.new_h, f.new_w, f.pad_x, f.pad_y) == (21, 64, 0, 21) and f.box == (0.0, 21.0, 64.0, 42.0)
+    img = np.zeros((100, 300, 3), np.uint8)
+    img[50, 150] = 255
+    out = f.image(img)
+    assert (out[:21] == 255).all() and (out[42:] == 255).all() and (out[21:42] < 255).any()
+    kp = np.full((2, 18, 3), -1.0, np.float32)
+    kp[:, 0] = (150, 50, 0.9)
+    moved = f.keypoints(kp)  # batches too; the bright pixel lands where its keypoint does
+    assert moved.shape == (2, 18, 3) and (moved[:, 1] == -1).all()
+    x, y = moved[0, 0, :2]
+    assert out[int(round(y)), int(round(x))].max() > 0 and f.box[1] <= y < f.box[3]
+    ident = Letterbox.fit((64, 64), (64, 64))
+    assert ident.identity and ident.image(img[:64, :64]) is not None
+    np.testing.assert_array_equal(ident.keypoints(kp), kp)

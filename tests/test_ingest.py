@@ -14,7 +14,8 @@ from pgprep import deepfashion, formats, imageio, skeleton
 from pgprep.cli import main
 from pgprep.errors import PgkitError
 from pgprep.filter import run_filter
-from pgprep.ingest import fit, map_keypoints, parse_size, run_ingest
+from pgprep.geometry import Letterbox
+from pgprep.ingest import map_keypoints, parse_size, run_ingest
 
 
 def photo(h, w, colour=(200, 40, 40)):
@@ -58,9 +59,10 @@ def test_parse_size_is_height_by_width():
 
 
 def test_fit_keeps_the_aspect_and_centres_on_white():
-    f = fit((560, 420), (256, 256))
+    f = Letterbox.fit((560, 420), (256, 256))
     assert (f.new_h, f.new_w, f.pad_x, f.pad_y) == (256, 192, 32, 0)
-    f = fit((100, 300), (256, 176))
+    assert f.box == (32.0, 0.0, 224.0, 256.0)
+    f = Letterbox.fit((100, 300), (256, 176))
     assert (f.new_h, f.new_w, f.pad_x, f.pad_y) == (59, 176, 0, 98)
 
 
@@ -387,3 +389,49 @@ def test_a_huge_photo_is_rejected_by_its_size_before_it_is_read(photos, tmp_path
     assert rej["big.jpg"] == ("bad-image: photo of 67,108,864 bytes is larger than the 1,048,576-byte limit "
                               "(4 bytes a pixel of PGKIT_MAX_PIXELS)")
     assert c["images"] == 6
+
+
+# ---------------------------------------------------------------- issue 20: each photo read once
+
+def _count_reads(monkeypatch):
+    """Patch the readers: photo reads (`_read_photo`), probes, decodes, and opens of a JPEG
+    below ROOT (an output re-read to hash it)."""
+    import os
+
+    from pgprep import ingest
+
+    n = {"read": 0, "probe": 0, "decode": 0, "output": 0}
+    for mod, name, key in ((ingest, "_read_photo", "read"), (imageio, "probe", "probe"), (imageio, "decode", "decode")):
+        orig = getattr(mod, name)
+        monkeypatch.setattr(mod, name, lambda *a, _o=orig, _k=key, **k: (n.__setitem__(_k, n[_k] + 1), _o(*a, **k))[1])
+    real_open = os.open
+
+    def counting_open(path, *a, **k):
+        if str(path).endswith(".jpg") and "dir_fd" in k:  # `_look` opens an output by name in its folder
+            n["output"] += 1
+        return real_open(path, *a, **k)
+    monkeypatch.setattr(os, "open", counting_open)
+    return n
+
+
+def test_each_photo_is_read_decoded_and_hashed_once_and_a_rerun_reads_none(photos, tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    n = _count_reads(monkeypatch)
+    c = run_ingest(photos, root, progress=False)
+    # 6 good photos + broken.jpg and IMG_9.heic (read once to be refused); before: 2 reads, 2 probes each
+    assert c["converted"] == 6 and n == {"read": 8, "probe": 8, "decode": 6, "output": 0}
+    assert not (root / ".pgkit" / "ingest-staging").exists()
+    for force in (False, True):  # nothing changed: skipped; --force: redone from the journal
+        n.update(read=0, probe=0, decode=0, output=0)
+        again = run_ingest(photos, root, progress=False, force=force)
+        assert again["skipped"] is not force and n == {"read": 0, "probe": 0, "decode": 0, "output": 0}
+    assert again["reused"] == 6
+    save(photos / "ben" / "x.png", photo(120, 300), "PNG")  # one photo changed: only it is read
+    n.update(read=0, probe=0, decode=0, output=0)
+    third = run_ingest(photos, root, progress=False)
+    assert (third["converted"], third["reused"]) == (1, 5) and n == {"read": 1, "probe": 1, "decode": 1, "output": 0}
+    # an output edited behind ingest's back (its stat changed) is hashed again and kept as the user's
+    out = root / pd.read_csv(root / "ingest.csv").set_index("source").loc["loose.jpg", "image"]
+    out.write_bytes(out.read_bytes() + b"edit")
+    res = CliRunner().invoke(main, ["ingest", str(photos), "-o", str(root), "--force"])
+    assert res.exit_code == 1 and "was not written by pgprep ingest" in res.output

@@ -214,6 +214,11 @@ def test_synthetic_market_end_to_end(tmp_path, one_thread):
                                           "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert "mask" in r.output.lower()
+    # PG²'s score_mask.py: mask-SSIM with the condition's Market mask (radius 4, compact shards)
+    r = CliRunner().invoke(pgtrain_main, ["eval", str(run), "--data", str(shards), "--protocol", "pg2",
+                                          "--limit", "6", "--device", "cpu", "-o", str(tmp_path / "pg2.json")])
+    assert r.exit_code == 0, r.output
+    assert "mask-SSIM" in r.output
 
 
 def test_export_writes_patn_market_files(fixture_work, tmp_path):
@@ -221,3 +226,14 @@ def test_export_writes_patn_market_files(fixture_work, tmp_path):
     pairs = pd.read_csv(tmp_path / "out" / "market-pairs-train.csv")
     assert len(pairs) == 4 and pairs["from"].str.match(r"^\d{4}_c\d").all()
     assert (tmp_path / "out" / "market-annotation-test.csv").read_text().startswith("name:keypoints_y")
+
+
+def test_help_names_market_and_layout_is_checked(release, tmp_path):
+    from pgprep.cli import main as pgprep_main
+    from pgprep.errors import PgkitError
+
+    assert "Market-1501" in CliRunner().invoke(pgprep_main, ["--help"]).output
+    assert "bounding_box_train" in CliRunner().invoke(pgprep_main, ["filter", "--help"]).output
+    with pytest.raises(PgkitError, match="not a Market-1501 release"):
+        run_filter(tmp_path, release / "market-annotation.csv", tmp_path / "w", dataset="market")
+    assert market.detect_dataset(release) == "market" and market.detect_dataset(tmp_path) == "deepfashion"

@@ -254,7 +254,8 @@ def test_streaming_inception_score_equals_direct_formula():
 def test_is_without_weights_is_skipped_with_reason():
     m = M.build(["is"], M.MetricContext(n_images=20))["is"]
     res = m.result()
-    assert isinstance(res, M.Skipped) and "--is-weights" in res.reason and "offline" in res.reason
+    assert isinstance(res, M.Skipped) and "--is-weights" in res.reason
+    assert "pt_inception-2015-12-05-6726825d.pth" in res.reason and "--protocol pg2" in res.reason
 
 
 # ---------------------------------------------------------------- LPIPS (weights layout)

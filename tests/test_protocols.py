@@ -392,3 +392,107 @@ def test_eval_protocols_one_column_each(shards_dir, tmp_path):
     again = evaluate(run, shards_dir, "test", protocols="pg2,defgan,gfla", batch_size=4, device="cpu",
                      limit=8, show_progress=False)
     assert again.get("up_to_date")
+
+
+@pytest.mark.slow
+def test_table_puts_a_scored_folder_beside_the_published_numbers(community_outputs, tmp_path):
+    from click.testing import CliRunner
+
+    from pgtrain.cli import main
+    from pgtrain.evaluate import published_numbers
+
+    base = community_outputs
+    rep = tmp_path / "mine.json"
+    r = CliRunner().invoke(main, ["score", str(base / "strips"), "--protocol", "patn", "-o", str(rep)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["table", str(rep), "--protocol", "patn", "--dataset", "deepfashion"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert any(line.startswith("| PATN (published, deepfashion)") and "0.773" in line for line in lines)
+    assert any(line.startswith("| mine: generated") for line in lines)
+    assert "PATN ssim: PATN (Zhu et al. CVPR 2019) Table 1" in r.output
+    pub = published_numbers("gfla")
+    assert set(pub["method"]) >= {"GFLA", "PATN", "Def-GAN"} and pub["source"].str.len().min() > 10
+
+
+def test_docs_hold_the_protocol_table_generated_from_the_data():
+    from pathlib import Path
+
+    docs = (Path(__file__).parents[1] / "docs" / "evaluation.md").read_text(encoding="utf-8")
+    assert P.markdown_table() in docs, "regenerate docs/evaluation.md's protocol table from protocols.markdown_table()"
+
+
+@pytest.mark.slow
+def test_an_interrupted_score_resumes_to_the_same_report(community_outputs, tmp_path):
+    from pgtrain import score as S
+
+    base = community_outputs
+    protos = P.resolve("pg2,defgan")
+    common = {"keypoints": base / "annotations.csv", "device": "cpu", "show_progress": False, "batch_size": 2}
+    whole = S.score_folder(base / "strips", protos, **common)
+    state = tmp_path / ".r.json.resume.npz"
+    calls = {"n": 0}
+    real_pair = S._pair_tensors
+
+    def dies_after_two_batches(g, tg):
+        calls["n"] += 1
+        if calls["n"] > 4:
+            raise KeyboardInterrupt
+        return real_pair(g, tg)
+
+    S._pair_tensors = dies_after_two_batches
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            S.score_folder(base / "strips", protos, resume_file=state, save_every=1, **common)
+    finally:
+        S._pair_tensors = real_pair
+    assert state.is_file()
+    calls["n"] = 0
+    S._pair_tensors = dies_after_two_batches     # counts; dies only past 4 reads
+    try:
+        again = S.score_folder(base / "strips", protos, resume_file=state, save_every=1, **common)
+    finally:
+        S._pair_tensors = real_pair
+    assert calls["n"] == 2                       # only the 2 pairs after the saved 4 were read
+    assert not state.exists()
+    for name in ("pg2", "defgan"):
+        assert again["protocols"][name]["rows"] == whole["protocols"][name]["rows"]
+
+
+@pytest.mark.slow
+def test_targets_from_a_work_directory_score_like_the_folder(work_dir, tmp_path):
+    """WORK targets (images under work.json's root, their keypoints, masks drawn from them)
+    give the same numbers as the same images as a folder with a PATN annotation CSV; names
+    are PATN's flattened ones."""
+    import pandas as pd
+
+    from pgprep.deepfashion import flatten_name
+    from pgprep.formats import write_patn_csv
+    from pgtrain.score import score_folder
+
+    meta = json.loads((work_dir / "work.json").read_text())
+    frame = pd.read_csv(work_dir / "images.csv")
+    test = frame[frame["split"] == "test"].head(5)
+    gen, folder = tmp_path / "gen", tmp_path / "folder"
+    gen.mkdir()
+    folder.mkdir()
+    poses = {}
+    names = list(test["image"])
+    for a, b in zip(names, names[1:], strict=False):
+        img = np.asarray(Image.open(f"{meta['root']}/{b}").convert("RGB"))
+        noisy = np.clip(img.astype(int) + RNG.integers(-30, 30, img.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(gen / f"{flatten_name(a)}___{flatten_name(b)}.png")
+    for b, row in zip(names, test.itertuples(index=False), strict=True):
+        Image.open(f"{meta['root']}/{b}").convert("RGB").save(folder / flatten_name(b).replace(".jpg", ".png"))
+        poses[flatten_name(b)] = np.array([[getattr(row, f"x{i}"), getattr(row, f"y{i}"), getattr(row, f"c{i}")]
+                                           for i in range(18)], np.float32)
+    write_patn_csv(tmp_path / "ann.csv", poses)
+    protos = P.resolve("pg2,defgan")
+    common = {"device": "cpu", "show_progress": False}
+    by_work = score_folder(gen, protos, targets=work_dir, **common)
+    by_folder = score_folder(gen, protos, targets=folder, keypoints=tmp_path / "ann.csv", **common)
+    for name in ("pg2", "defgan"):
+        w, f = by_work["protocols"][name]["rows"]["generated"], by_folder["protocols"][name]["rows"]["generated"]
+        # the CSV rounds keypoints to integers (its format), so the masks differ by a few pixels
+        assert set(w) >= {"ssim", "mask_ssim"} and w["mask_ssim"] == pytest.approx(f["mask_ssim"], abs=2e-3)
+        assert w["ssim"] == pytest.approx(f["ssim"], abs=1e-6)   # the same pixels (PNG copies of the JPEGs)

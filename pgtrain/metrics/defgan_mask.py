@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from pgprep.skeleton import LIMBS as MASK_LIMBS   # PG²'s 23 mask limbs, 0-based
+from pgprep.skeleton import LIMBS as MASK_LIMBS  # PG²'s 23 mask limbs, 0-based
 
 RADIUS = 4
 CLOSE = 5

@@ -298,17 +298,25 @@ class _ISMetric(Metric):
     def __init__(self, ctx: MetricContext):
         self.ctx = ctx
         self.skipped = None
-        if not ctx.is_weights:
-            self.skipped = ("no Inception classifier weights: IS needs the 1008-way head of the "
-                            "2015-12-05 Inception, which no package installs offline; pass "
-                            "--is-weights FILE (e.g. pytorch-fid's pt_inception-2015-12-05 .pth)")
+        path = ctx.is_weights
+        if not path:    # a copy fetched earlier (--protocol pg2 fetches it) or in PGKIT_CACHE
+            from pgtrain.metrics import weights
+
+            try:
+                path = weights.resolve("inception-2015-12-05", download=False, log=lambda _line: None)
+            except PgkitError:
+                path = None
+        if not path:
+            self.skipped = ("no Inception classifier weights (pt_inception-2015-12-05-6726825d.pth): "
+                            "`pgtrain eval --protocol pg2` fetches them on first use (sha256 pinned), "
+                            "or pass --is-weights FILE")
             return
         if not ctx.n_images or ctx.n_images < ctx.is_splits:
             self.skipped = f"IS with {ctx.is_splits} splits needs at least {ctx.is_splits} images"
             return
-        key = ("is_head", str(ctx.is_weights), str(ctx.device))  # one load for every scored row
+        key = ("is_head", str(path), str(ctx.device))  # one load for every scored row
         if key not in ctx.cache:
-            ctx.cache[key] = ISHead(ctx.is_weights, ctx.device)
+            ctx.cache[key] = ISHead(path, ctx.device)
         self.head = ctx.cache[key]
         self.acc = InceptionScore(ctx.n_images, ctx.is_splits)
 

@@ -201,3 +201,20 @@ def resolve(names: str | list[str] | None) -> list[Protocol]:
             if p not in out:
                 out.append(p)
     return out
+
+
+def markdown_table() -> str:
+    """docs/evaluation.md's protocol table: every setting of every protocol with its citation
+    (a test keeps the docs equal to this)."""
+    lines = []
+    for p in PROTOCOLS.values():
+        lines.append(f"### `{p.name}` — {p.title}\n")
+        lines.append(f"Script: {p.script} @ `{p.commit}`. Metrics: {', '.join(p.metrics())}.\n")
+        lines.append("| setting | value, file:line |")
+        lines.append("|---|---|")
+        for k, v in p.sources.items():
+            lines.append(f"| {k} | {v.replace('|', '/')} |")
+        if p.notes:
+            lines.append(f"\npgkit: {p.notes}")
+        lines.append("")
+    return "\n".join(lines)
