@@ -11,19 +11,25 @@ MediaPipe's two BlazePose models, taken from the `mediapipe==0.10.21` wheel and 
    2 |kp1 - kp0| x 1.25, rotated so that mid-hip -> kp1 points up (pose_detection_to_roi);
 3. the landmark model (pose_landmark_full, 256x256 input in [0, 1]) gives 33 landmarks
    (x, y, z, visibility, presence) plus 2 alignment landmarks (33 mid-hip, 34 full-body
-   size/rotation), a pose flag and a segmentation mask; the landmarks are run a second time
-   in the ROI of landmarks 33/34 (MediaPipe's tracking ROI) and the run with the better flag
-   is kept; a person needs flag >= min_presence and must not repeat one already found;
-4. the people found are painted out (segmentation mask, dilated, filled with the median
-   colour of the rest) and steps 1-3 run again, which finds a second person that the
-   detector had merged into or ranked below the first; with nobody found at all, the
-   mirrored image is tried;
+   size/rotation), a pose flag and a segmentation mask; when that run leaves doubt (flag <
+   DOUBT_FLAG, or its own ROI from landmarks 33/34 moved by more than DOUBT_ROI) the landmarks
+   are run a second time in the ROI of landmarks 33/34 (MediaPipe's tracking ROI) and the run
+   with the better flag is kept; a person needs flag >= min_presence and must not repeat one
+   already found;
+4. when the image holds foreground that the people found do not cover (a blob of more than
+   DOUBT_UNCOVERED of the image differing from the background colour), they are painted out
+   (segmentation mask, dilated, filled with the median colour of the rest) and steps 1-3 run
+   again, which finds a second person that the detector had merged into or ranked below the
+   first; with nobody found at all, the mirrored image is tried;
 5. landmarks are mapped back to image pixels and to COCO-18 (neck = mid-shoulders) with
    score = sigmoid(visibility) x sigmoid(presence); landmarks outside the image or with
    visibility < min_visibility are missing (BlazePose also predicts out-of-view joints).
 
 Parameters follow MediaPipe's graphs: pose_detection_cpu.pbtxt (anchors, decoding, NMS),
 pose_detection_to_roi.pbtxt and tensors_to_pose_landmarks_and_segmentation.pbtxt.
+`refine` and `second_pass` = "always" run steps 3-4 for every image (pgkit 0.1.0's behaviour,
+the same bytes); "auto" (default) only on doubt, which gives the same accuracy at twice the speed
+(docs/pose.md has the measurements and the trade-off table).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import functools
 import importlib.util
 import math
 import os
+import threading
 from pathlib import Path
 
 import click
@@ -39,7 +46,7 @@ import numpy as np
 
 from pgprep import formats, imageio, skeleton
 from pgprep.errors import PgkitError
-from pgprep.parallel import default_jobs, run_jobs
+from pgprep.parallel import BACKENDS, default_jobs, run_jobs
 
 ESTIMATORS = ("mediapipe",)
 INSTALL = 'pip install "pgkit[pose]" && pip install --no-deps mediapipe==0.10.21'
@@ -59,6 +66,12 @@ MIN_DETECTION = 0.5       # detector score threshold for a candidate
 MIN_VISIBILITY = 0.3      # landmarks less likely visible than this are reported missing
 CANDIDATES = 6            # detector candidates (after NMS) given to the landmark model
 SAME_PERSON_OVERLAP = 0.6  # body-box overlap (of the smaller box) above which two are one person
+PASS_MODES = ("auto", "always", "never")  # refinement run and second detector pass: on doubt, always, never
+DOUBT_FLAG = 0.9          # refine a landmark run whose pose flag is below this ...
+DOUBT_ROI = 0.1           # ... or whose own ROI moved (centre / side, |log side ratio|) by more
+DOUBT_UNCOVERED = 0.01    # second pass if uncovered foreground forms a blob > this of the image
+DOUBT_GRID = 64           # the uncovered-foreground test runs on the image shrunk to this long side
+FOREGROUND_DIFF = 30      # grey levels (max over RGB) from the background colour = foreground
 # BlazePose's 33 landmarks mirrored (left <-> right), for the mirrored-image retry
 MIRROR = np.array([0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19, 22, 21,
                    24, 23, 26, 25, 28, 27, 30, 29, 32, 31])
@@ -166,25 +179,29 @@ def roi_matrix(cx, cy, side, rotation, out_size: int = LMK_SIZE) -> np.ndarray:
 
 
 class BlazePose:
-    """Detector + landmark interpreters (one per worker process).
+    """Detector + landmark interpreters (one per worker process or thread).
 
     Per image: detector candidates (score >= `min_detection`, at most `candidates` after NMS)
     -> landmarks in the detection's ROI -> landmarks again in the ROI of the model's own
     alignment landmarks 33/34 (MediaPipe's tracking step; fixes ROIs from poor detector
-    keypoints) -> kept if the pose flag >= `min_presence` and not the same person as one
-    already kept. Then the kept people are painted out (their segmentation masks filled with
-    the background colour) and the detector runs once more to find people it had hidden
-    behind the first (`second_pass`). If nobody is found, the mirrored image is tried.
+    keypoints; `refine`) -> kept if the pose flag >= `min_presence` and not the same person
+    as one already kept. Then the kept people are painted out (their segmentation masks
+    filled with the background colour) and the detector runs once more to find people it
+    had hidden behind the first (`second_pass`). If nobody is found, the mirrored image is
+    tried. `refine` / `second_pass`: "always", "never", or "auto" = only when the first run
+    leaves doubt (`refine_doubt`, `uncovered_foreground`); True / False mean always / never.
+    `threads`: the interpreters' thread count.
     """
 
     def __init__(self, min_detection: float = MIN_DETECTION, min_presence: float = 0.5,
                  max_people: int = 4, min_visibility: float = MIN_VISIBILITY,
-                 candidates: int = CANDIDATES, second_pass: bool = True):
+                 candidates: int = CANDIDATES, second_pass: str | bool = "auto",
+                 refine: str | bool = "auto", threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
         det, lmk = model_paths()
-        self.det = Interpreter(model_path=str(det), num_threads=1)
-        self.lmk = Interpreter(model_path=str(lmk), num_threads=1)
+        self.det = Interpreter(model_path=str(det), num_threads=threads)
+        self.lmk = Interpreter(model_path=str(lmk), num_threads=threads)
         self.det.allocate_tensors()
         self.lmk.allocate_tensors()
         self._det_in = self.det.get_input_details()[0]["index"]
@@ -196,7 +213,9 @@ class BlazePose:
         self._lmk_seg = lo[(LMK_SIZE, LMK_SIZE, 1)]
         self.anchors = ssd_anchors()
         self.min_detection, self.min_presence, self.max_people = min_detection, min_presence, max_people
-        self.min_visibility, self.candidates, self.second_pass = min_visibility, candidates, second_pass
+        self.min_visibility, self.candidates = min_visibility, candidates
+        self.second_pass, self.refine = pass_mode(second_pass), pass_mode(refine)
+        self.runs = {"detector": 0, "landmarks": 0, "refined": 0, "second_pass": 0}  # per instance
 
     def detect(self, rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
         """Alignment keypoints (4, 2) in image pixels + score, one per candidate, best first."""
@@ -211,6 +230,7 @@ class BlazePose:
         canvas[pad_y:pad_y + nh, pad_x:pad_x + nw] = canvas[pad_y:pad_y + nh, pad_x:pad_x + nw] / 127.5 - 1.0
         self.det.set_tensor(self._det_in, canvas[None])
         self.det.invoke()
+        self.runs["detector"] += 1
         boxes, kps, scores = decode_detections(self.det.get_tensor(self._det_boxes)[0],
                                                self.det.get_tensor(self._det_scores)[0],
                                                self.anchors, self.min_detection)
@@ -228,6 +248,7 @@ class BlazePose:
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         self.lmk.set_tensor(self._lmk_in, (crop.astype(np.float32) / 255.0)[None])
         self.lmk.invoke()
+        self.runs["landmarks"] += 1
         pts = self.lmk.get_tensor(self._lmk_points).reshape(39, 5).astype(np.float64)
         flag = float(self.lmk.get_tensor(self._lmk_flag).reshape(-1)[0])
         out = pts.copy()
@@ -244,16 +265,60 @@ class BlazePose:
         return cv2.warpAffine(seg, m, (shape[1], shape[0]), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=-100.0) > 0
 
+    @staticmethod
+    def refine_doubt(flag: float, align: np.ndarray, lm: np.ndarray) -> bool:
+        """True if a landmark run leaves doubt: pose flag < DOUBT_FLAG, or the ROI of its own
+        alignment landmarks 33/34 differs from the ROI it ran in (`align`) by more than
+        DOUBT_ROI (centre shift / side, or |log| of the side ratio): the crop was poor."""
+        if flag < DOUBT_FLAG:
+            return True
+        x0, y0, s0, _ = roi_from_detection(align)
+        x1, y1, s1, _ = roi_from_detection(lm[33:35, :2])
+        if not (s0 > 0 and s1 > 0):
+            return True
+        return math.hypot(x1 - x0, y1 - y0) / s0 > DOUBT_ROI or abs(math.log(s1 / s0)) > DOUBT_ROI
+
     def _person(self, rgb: np.ndarray, align: np.ndarray):
         """(landmarks, flag, roi matrix, segmentation) of the better of the detection's run and
-        the refinement run, or None if not a person."""
+        the refinement run (`refine`), or None if not a person."""
         first = self.landmarks(rgb, align)
-        refined = self.landmarks(rgb, first[0][33:35, :2])
-        best = refined if refined[1] >= first[1] else first
+        best = first
+        if self.refine == "always" or (self.refine == "auto" and self.refine_doubt(first[1], align, first[0])):
+            self.runs["refined"] += 1
+            refined = self.landmarks(rgb, first[0][33:35, :2])
+            best = refined if refined[1] >= first[1] else first
         return best if best[1] >= self.min_presence else None
 
+    @staticmethod
+    def uncovered_foreground(rgb: np.ndarray, segs: list[tuple[np.ndarray, np.ndarray]]) -> float:
+        """Largest blob of foreground that the people found do not cover, as a fraction of the
+        image: the doubt signal for the second pass. `segs`: (segmentation logits, ROI matrix)
+        per person. On the image shrunk to DOUBT_GRID px: person masks dilated by 2 % of the
+        image, background = median colour of the rest, foreground = more than FOREGROUND_DIFF
+        grey levels from it in some channel."""
+        import cv2
+
+        h, w = rgb.shape[:2]
+        scale = min(1.0, DOUBT_GRID / max(h, w))
+        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+        small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+        to_small = np.array([[sw / w], [sh / h]])
+        person = np.zeros((sh, sw), bool)
+        for seg, m in segs:
+            person |= cv2.warpAffine(seg, m * to_small, (sw, sh), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_CONSTANT, borderValue=-100.0) > 0
+        k = max(3, round(0.02 * max(sh, sw))) | 1
+        person = cv2.dilate(person.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+        if person.all():
+            return 0.0
+        background = np.median(small[~person], axis=0)
+        fg = (np.abs(small.astype(np.int16) - background.astype(np.int16)).max(axis=2) > FOREGROUND_DIFF) & ~person
+        n, _, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
+        return float(stats[1:, cv2.CC_STAT_AREA].max()) / (sw * sh) if n > 1 else 0.0
+
     def _find(self, rgb: np.ndarray, people: list, masks: list | None = None) -> None:
-        """Add the people found in `rgb` to `people`; their image masks to `masks` if given."""
+        """Add the people found in `rgb` to `people`; (segmentation, ROI matrix) of each to
+        `masks` if given."""
         for align, _ in self.detect(rgb):
             if len(people) >= self.max_people:
                 return
@@ -265,16 +330,18 @@ class BlazePose:
                 continue
             people.append((lm, flag))
             if masks is not None:
-                masks.append(self.mask(seg, m, rgb.shape[:2]))
+                masks.append((seg, m))
 
     def find_people(self, rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
         """(39, 5) landmarks (see `landmarks`) and pose flag of each person, detector order."""
         import cv2
 
-        people, masks = [], []
-        self._find(rgb, people, masks if self.second_pass else None)
-        if self.second_pass and people and len(people) < self.max_people:
-            hidden = np.logical_or.reduce(masks)
+        people, segs = [], []
+        self._find(rgb, people, segs if self.second_pass != "never" else None)
+        if (people and len(people) < self.max_people and self.second_pass != "never"
+                and (self.second_pass == "always" or self.uncovered_foreground(rgb, segs) > DOUBT_UNCOVERED)):
+            self.runs["second_pass"] += 1
+            hidden = np.logical_or.reduce([self.mask(seg, m, rgb.shape[:2]) for seg, m in segs])
             k = max(3, round(0.02 * max(rgb.shape[:2]))) | 1
             hidden = cv2.dilate(hidden.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
             if (~hidden).any():
@@ -305,6 +372,15 @@ class BlazePose:
         return [self.to_coco(lm, w, h) for lm, _ in self.find_people(rgb)]
 
 
+def pass_mode(value: str | bool) -> str:
+    """"auto" | "always" | "never"; True / False (the old boolean options) = "always" / "never"."""
+    if isinstance(value, bool):
+        return "always" if value else "never"
+    if value not in PASS_MODES:
+        raise PgkitError(None, f"pass mode must be one of {', '.join(PASS_MODES)}, got {value!r}")
+    return value
+
+
 def same_person(a: np.ndarray, b: np.ndarray, overlap: float = SAME_PERSON_OVERLAP) -> bool:
     """True if two landmark sets (39, >=2) describe one person: their body boxes (33 landmarks)
     overlap by more than `overlap` of the smaller box (two candidates of one person converge
@@ -319,14 +395,22 @@ def same_person(a: np.ndarray, b: np.ndarray, overlap: float = SAME_PERSON_OVERL
     return iw * ih / min(area(ba), area(bb)) > overlap
 
 
-@functools.lru_cache(maxsize=2)
+_models = threading.local()  # interpreters are not thread-safe: one model per worker thread
+
+
 def _model(min_detection: float, min_presence: float, max_people: int, min_visibility: float,
-           second_pass: bool) -> BlazePose:
-    return BlazePose(min_detection, min_presence, max_people, min_visibility, second_pass=second_pass)
+           second_pass: str, refine: str, threads: int) -> BlazePose:
+    key = (min_detection, min_presence, max_people, min_visibility, second_pass, refine, threads)
+    if getattr(_models, "key", None) != key:
+        _models.model = BlazePose(min_detection, min_presence, max_people, min_visibility,
+                                  second_pass=second_pass, refine=refine, threads=threads)
+        _models.key = key
+    return _models.model
 
 
 def _estimate_chunk(items: list[tuple[str, str]], opts: tuple) -> list[tuple[str, int, str | None]]:
-    """Worker: (image path, json path) pairs -> (image, people, error)."""
+    """Worker (loky process or dask worker thread): (image path, json path) pairs -> (image,
+    people, error); writes each JSON atomically, so a killed run leaves only finished files."""
     from pgprep.geometry import read_rgb
 
     model = _model(*opts)
@@ -367,12 +451,16 @@ def list_images(root: Path) -> list[str]:
 
 def estimate_poses(root, out, estimator: str = "mediapipe", jobs: int | None = None, *,
                    min_detection: float = MIN_DETECTION, min_presence: float = 0.5, max_people: int = 4,
-                   min_visibility: float = MIN_VISIBILITY, second_pass: bool = True,
-                   limit: int | None = None) -> dict:
+                   min_visibility: float = MIN_VISIBILITY, second_pass: str | bool = "auto",
+                   refine: str | bool = "auto", threads: int = 1, limit: int | None = None,
+                   backend: str = "loky", scheduler: str | None = None,
+                   cluster_options: dict | None = None) -> dict:
     """Run BlazePose on every image under ROOT/img; write OUT/<tree>/<stem>_keypoints.json.
 
     Resumable: images whose JSON exists are skipped. Returns counts: images, done, skipped,
     failed (unreadable images, listed in `errors`), people, with_person.
+    `backend`/`scheduler`/`cluster_options` as for `pgprep.parallel.run_jobs` (loky, or dask:
+    every worker must see ROOT and OUT at the same paths); the JSON is the same bytes on both.
     """
     if estimator not in ESTIMATORS:
         raise PgkitError(None, f"unknown estimator {estimator!r}; available: {', '.join(ESTIMATORS)}")
@@ -389,12 +477,14 @@ def estimate_poses(root, out, estimator: str = "mediapipe", jobs: int | None = N
         return counts
     from pgprep.cliutil import progress
 
-    opts = (float(min_detection), float(min_presence), int(max_people), float(min_visibility), bool(second_pass))
+    opts = (float(min_detection), float(min_presence), int(max_people), float(min_visibility),
+            pass_mode(second_pass), pass_mode(refine), int(threads))
     n_jobs = jobs if jobs is not None else default_jobs()
     chunk = max(1, min(64, len(todo) // max(1, 4 * n_jobs)))
     chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
     bar = progress(total=len(todo), desc="pose", unit="img")
-    for res in run_jobs(functools.partial(_estimate_chunk, opts=opts), chunks, jobs=n_jobs):
+    for res in run_jobs(functools.partial(_estimate_chunk, opts=opts), chunks, jobs=n_jobs, backend=backend,
+                        scheduler=scheduler, cluster_options=cluster_options):
         for img_path, n, err in res:
             if err:
                 counts["failed"] += 1
@@ -414,7 +504,14 @@ def estimate_poses(root, out, estimator: str = "mediapipe", jobs: int | None = N
               help="Directory for the OpenPose JSON files (mirrors ROOT/img).")
 @click.option("--estimator", type=click.Choice(ESTIMATORS), default="mediapipe", show_default=True,
               help="Pose estimator.")
-@click.option("--jobs", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--jobs", type=int, default=None,
+              help="Worker processes (default: all cores; workers for a local dask cluster).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="loky", show_default=True,
+              help="joblib backend: loky (this machine) or dask (dask.distributed cluster).")
+@click.option("--scheduler", default=None, metavar="ADDR",
+              help="dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster).")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="Interpreter threads per worker (1 per worker and one worker per core is fastest).")
 @click.option("--min-detection", type=float, default=MIN_DETECTION, show_default=True,
               help="Person detector score threshold for a candidate (the landmark model's "
                    "pose flag then decides).")
@@ -422,12 +519,18 @@ def estimate_poses(root, out, estimator: str = "mediapipe", jobs: int | None = N
               help="Landmark model pose-presence threshold.")
 @click.option("--min-visibility", type=float, default=MIN_VISIBILITY, show_default=True,
               help="Landmarks with a lower visibility probability are reported missing.")
-@click.option("--second-pass/--no-second-pass", default=True, show_default=True,
-              help="Paint out the people found and run the detector again (finds a second person).")
+@click.option("--second-pass", "second_pass", type=click.Choice(PASS_MODES), default="auto", show_default=True,
+              help="Paint out the people found and run the detector again (finds a second person): "
+                   "auto = only when foreground outside the people found is left (docs/pose.md).")
+@click.option("--no-second-pass", "second_pass", flag_value="never", hidden=True)
+@click.option("--refine", type=click.Choice(PASS_MODES), default="auto", show_default=True,
+              help="Rerun the landmark model in its own ROI: auto = only when the first run is "
+                   "unsure (pose flag < 0.9 or the ROI moved by > 10 %). `--refine always "
+                   "--second-pass always` is pgkit 0.1.0's slower behaviour, the same bytes.")
 @click.option("--max-people", type=int, default=4, show_default=True, help="People per image at most.")
 @click.option("--limit", type=int, default=None, help="Only the first N images (sorted), for a trial.")
-def command(root, out, estimator, jobs, min_detection, min_presence, min_visibility, second_pass,
-            max_people, limit):
+def command(root, out, estimator, jobs, backend, scheduler, threads, min_detection, min_presence,
+            min_visibility, second_pass, refine, max_people, limit):
     """Run BlazePose on every image of ROOT/img and write OpenPose JSON keypoints.
 
     One POSES/<tree below img/>/<stem>_keypoints.json per image, COCO-18 order, several
@@ -440,6 +543,7 @@ def command(root, out, estimator, jobs, min_detection, min_presence, min_visibil
     Example:
       pgprep pose data/synth -o data/poses --jobs 2
       pgprep filter data/synth --poses data/poses -o data/work
+      pgprep pose data/deepfashion -o data/poses --backend dask --scheduler tcp://10.0.0.5:8786
 
     \b
     Needs the optional extra (models from the mediapipe wheel, run with LiteRT;
@@ -451,7 +555,8 @@ def command(root, out, estimator, jobs, min_detection, min_presence, min_visibil
     """
     counts = estimate_poses(root, out, estimator=estimator, jobs=jobs, min_detection=min_detection,
                             min_presence=min_presence, max_people=max_people,
-                            min_visibility=min_visibility, second_pass=second_pass, limit=limit)
+                            min_visibility=min_visibility, second_pass=second_pass, refine=refine,
+                            threads=threads, limit=limit, backend=backend, scheduler=scheduler)
     if counts["skipped"] == counts["images"]:
         click.echo(f"pose: all {counts['images']} images already have keypoints in {out}; nothing to do")
         return

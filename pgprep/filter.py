@@ -81,6 +81,21 @@ class Thresholds:
     border_frac: float = 0.02       # a joint this close to the border (fraction of the side) ...
     border_min_score: float = 0.8   # ... counts towards completeness only at this score or above
     frame_margin: float = 2.0       # keypoints this far outside the image are tolerated
+    knee_room: float = 1.5          # a knee without an ankle needs this many thighs of photo below it,
+                                    # else a score >= border_min_score (frames cut just above the knees)
+    hidden_legs: str = "room"       # legs missing but hidden, not cut: "no" | "room" | "hem" (HIDDEN_LEGS)
+    leg_room: float = 1.4           # ... the photo (room) and the figure (hem) reach this many torso
+                                    # lengths below the hips
+
+
+# How legs that no joint shows may still count (a floor-length gown hides them; a frame cut at
+# the thigh does not show them): "no" never; "room": the photo reaches `leg_room` torso lengths
+# below the hips (keypoints only); "hem": that, and the figure below the hips (the skirt's hem,
+# the shoes) ends inside the photo at least `leg_room` torso lengths below the hips (decodes the
+# few images concerned; a backdrop unlike the clothes is needed, else the legs stay missing).
+HIDDEN_LEGS = ("no", "room", "hem")
+LEG_PARTS = ("legs", "knees", "both-knees", "ankles", "both-ankles")
+FIGURE_CONTRAST = 28  # a pixel is the figure when a channel differs this much from the backdrop
 
 
 # ---------------------------------------------------------------- cheap image checks
@@ -117,8 +132,12 @@ def count_persons(people: list[np.ndarray], th: Thresholds) -> int:
 
 def judge(people: list[np.ndarray], width: int, height: int, th: Thresholds,
           persons: int | None = None, content: tuple[float, float, float, float] | None = None,
-          ) -> tuple[np.ndarray, int, str | None]:
+          pixels=None) -> tuple[np.ndarray, int, str | None]:
     """(main skeleton, persons, reject reason or None) for one image's detections.
+
+    `pixels`: a callable returning the image (uint8 RGB, in the keypoints' frame), called only
+    when `hidden_legs="hem"` needs it (`hidden_legs_end`); None: legs are never taken as hidden
+    by their hem.
 
     `content`: (x0, y0, x1, y1) of the photo inside a padded image (`pgprep ingest` records
     it); the completeness border rule applies to its edges, and joints in the padding never
@@ -153,10 +172,18 @@ def judge(people: list[np.ndarray], width: int, height: int, th: Thresholds,
     conf = (main[:, 2] >= th.min_score) & skeleton.present(main)
     border = on_border(main, width, height, th, content) & conf
     counted = conf & ~border
+    cut = cut_knees(main, counted, height, th, content)
+    counted &= ~cut
     missing = [part for part in th.require
                if sum(counted[skeleton.J[j]] for j in PARTS[part][0]) < PARTS[part][1]]
+    legs_end = None
+    if missing and all(p in LEG_PARTS for p in missing):
+        legs_end = hidden_legs_end(main, counted, width, height, th, content, pixels)
+        if legs_end is not None:
+            missing = []
     if missing:
-        return main, n, "incomplete: missing " + ", ".join(missing) + _why_missing(main, conf, border, missing, th)
+        return main, n, ("incomplete: missing " + ", ".join(missing)
+                         + _why_missing(main, conf, border, missing, th, cut))
     if counted.sum() < th.min_joints:
         return main, n, (f"incomplete: {int(counted.sum())} confident joints < {th.min_joints}"
                          + (f" ({int(border.sum())} more on the image border below score "
@@ -168,7 +195,7 @@ def judge(people: list[np.ndarray], width: int, height: int, th: Thresholds,
             return main, n, (f"close-up: shoulder width {_distinct(frac, th.max_shoulder_frac)} of the image "
                              f"width > {th.max_shoulder_frac} (--max-shoulder-frac)")
     ys = main[conf, 1]
-    frac = float(ys.max() - ys.min()) / height
+    frac = float(max(ys.max(), legs_end if legs_end is not None else -np.inf) - ys.min()) / height
     if frac < th.min_height_frac:
         return main, n, (f"small-skeleton: skeleton height (head to lowest joint) "
                          f"{_distinct(frac, th.min_height_frac)} of the image height < {th.min_height_frac} "
@@ -193,14 +220,115 @@ def on_border(kp: np.ndarray, width: int, height: int, th: Thresholds,
     return ((near & (kp[:, 2] < th.border_min_score)) | outside) & skeleton.present(kp)
 
 
-def _why_missing(kp: np.ndarray, conf: np.ndarray, border: np.ndarray, parts: list[str], th: Thresholds) -> str:
+def _box(width: int, height: int, content) -> tuple[float, float, float, float]:
+    return content if content is not None else (0.0, 0.0, float(width), float(height))
+
+
+def _mid(kp: np.ndarray, ok: np.ndarray, names: tuple[str, str]) -> np.ndarray | None:
+    idx = [skeleton.J[n] for n in names if ok[skeleton.J[n]]]
+    return kp[idx, :2].mean(axis=0) if idx else None
+
+
+def cut_knees(kp: np.ndarray, counted: np.ndarray, height: int, th: Thresholds,
+              content: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """(18,) bool: knees that do not count because the frame is probably cut just above them.
+
+    With no ankle counted, a knee needs `knee_room` thigh lengths (its hip to it) of photo
+    below it, room for a shin, or a score of at least `border_min_score`. BlazePose puts the
+    knees of a frame cut just above them inside it, ~30 px of 256 above the bottom edge, with
+    visibility 0.35-0.45 (issue 20); a knee it sees scores higher, and a standing person's
+    knee has a shin's length of picture below it.
+    """
+    out = np.zeros(skeleton.N_JOINTS, bool)
+    if th.knee_room <= 0 or counted[[skeleton.J["r_ankle"], skeleton.J["l_ankle"]]].any():
+        return out
+    bottom = _box(0, height, content)[3] - 1
+    for side in ("r", "l"):
+        k = skeleton.J[side + "_knee"]
+        if not counted[k] or kp[k, 2] >= th.border_min_score:
+            continue
+        hips = [skeleton.J[f"{s}_hip"] for s in (side, "l" if side == "r" else "r") if counted[skeleton.J[f"{s}_hip"]]]
+        thigh = float(kp[k, 1] - kp[hips[0], 1]) if hips else 0.0
+        out[k] = thigh <= 0 or (bottom - kp[k, 1]) < th.knee_room * thigh
+    return out
+
+
+def hidden_legs_end(kp: np.ndarray, counted: np.ndarray, width: int, height: int, th: Thresholds,
+                    content: tuple[float, float, float, float] | None = None, pixels=None) -> float | None:
+    """y where hidden legs end (the hem or the feet) when no joint shows them but they are in
+    the photo (`hidden_legs`, HIDDEN_LEGS); None when they may be cut off.
+
+    The torso length L is mid-shoulders to mid-hips. "room": the photo reaches `leg_room` x L
+    below the hips (a frame cut at the thigh or just above the knees reaches ~0.8 L; a standing
+    person's ankles are ~1.7 L below the hips). "hem": also the figure below the hips, pixels
+    unlike the backdrop in a band as wide as the torso is long, continues down at least
+    `leg_room` x L and ends inside the photo: a gown's hem and the shoes above the floor.
+    """
+    if th.hidden_legs == "no" or (th.hidden_legs == "hem" and pixels is None):
+        return None
+    hip = _mid(kp, counted, ("r_hip", "l_hip"))
+    sho = _mid(kp, counted, ("r_shoulder", "l_shoulder"))
+    if hip is None or sho is None or hip[1] - sho[1] <= 0:
+        return None
+    torso = float(hip[1] - sho[1])
+    x0, y0, x1, y1 = _box(width, height, content)
+    need = hip[1] + th.leg_room * torso
+    if need > y1 - 1:
+        return None
+    if th.hidden_legs == "room":
+        return float(need)
+    end = figure_end(pixels(), hip, torso, (x0, y0, x1, y1))
+    return end if end is not None and end >= need and end < y1 - 1 - max(2.0, th.border_frac * (y1 - y0)) else None
+
+
+def figure_end(rgb: np.ndarray, hip: np.ndarray, torso: float, box: tuple[float, float, float, float]) -> float | None:
+    """The last row of the figure below the hips: rows of a band 1.4 torso lengths wide around
+    the hips where at least 1/8 of the pixels differ from the backdrop (the median colour of the
+    photo's top rows and side columns) by `FIGURE_CONTRAST`, followed down from the hips with
+    gaps of at most 2 % of the height; None when the image gives no usable backdrop."""
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    photo = np.asarray(rgb)[y0:y1, x0:x1]
+    if photo.ndim != 3 or min(photo.shape[:2]) < 8:
+        return None
+    h, w = photo.shape[:2]
+    edge = max(1, h // 64)
+    ring = np.concatenate([photo[:edge].reshape(-1, 3), photo[: h // 2, :edge].reshape(-1, 3),
+                           photo[: h // 2, w - edge:].reshape(-1, 3)])
+    backdrop = np.median(ring, axis=0)
+    if (np.abs(ring.astype(np.int16) - backdrop).max(axis=1) > FIGURE_CONTRAST).mean() > 0.2:
+        return None  # no plain backdrop: no evidence either way
+    cx = float(hip[0]) - x0
+    c0, c1 = max(0, int(cx - 0.7 * torso)), min(w, int(np.ceil(cx + 0.7 * torso)) + 1)
+    r0 = max(0, int(hip[1]) - y0)
+    band = photo[r0:, c0:c1].astype(np.int16)
+    if band.size == 0:
+        return None
+    fig = (np.abs(band - backdrop).max(axis=2) > FIGURE_CONTRAST).mean(axis=1) >= 0.125
+    gap, last, allowed = 0, None, max(2, int(0.02 * h))
+    for i, on in enumerate(fig):
+        if on:
+            last, gap = i, 0
+        elif last is not None:
+            gap += 1
+            if gap > allowed:
+                break
+    return None if last is None else float(last + r0 + y0)
+
+
+def _why_missing(kp: np.ndarray, conf: np.ndarray, border: np.ndarray, parts: list[str], th: Thresholds,
+                 cut: np.ndarray | None = None) -> str:
     """' (r_knee, l_knee not detected; r_ankle 0.42 on the border); hint' for the missing parts."""
     groups: dict[str, list[str]] = {}
+    cut = cut if cut is not None else np.zeros(skeleton.N_JOINTS, bool)
     for j in dict.fromkeys(j for part in parts for j in PARTS[part][0]):
         k = skeleton.J[j]
-        if conf[k] and not border[k]:
+        if conf[k] and not border[k] and not cut[k]:
             continue  # this one counts; the part lacks others
-        if border[k]:
+        if cut[k]:
+            groups.setdefault(f"with no ankle and under {th.knee_room:g} thigh of photo below "
+                              f"(counts only scoring >= {th.border_min_score}; --knee-room)",
+                              []).append(f"{j} {kp[k, 2]:.2f}")
+        elif border[k]:
             groups.setdefault(f"at the photo's edge (counts only inside it, scoring >= {th.border_min_score})",
                               []).append(f"{j} {kp[k, 2]:.2f}")
         elif skeleton.present(kp)[k] and not conf[k]:
@@ -208,8 +336,13 @@ def _why_missing(kp: np.ndarray, conf: np.ndarray, border: np.ndarray, parts: li
         else:
             groups.setdefault("not detected", []).append(j)
     notes = "; ".join(f"{', '.join(js)} {what}" for what, js in groups.items())
-    return (f" ({notes}); if hidden rather than cut off (long clothes), a lower "
-            "`pgprep pose --min-visibility` (default 0.3) reports them")
+    if not any(p in LEG_PARTS for p in parts):
+        return f" ({notes})"
+    if th.hidden_legs == "no":
+        return f" ({notes}); if hidden by long clothes rather than cut off: --hidden-legs room"
+    what = "photo" if th.hidden_legs == "room" else "figure below the hips"
+    return (f" ({notes}); not hidden by long clothes: the {what} does not reach --leg-room {th.leg_room:g} "
+            f"torso lengths below the hips (--hidden-legs {th.hidden_legs})")
 
 
 def _distinct(value: float, limit: float) -> str:
@@ -250,7 +383,7 @@ def _assess(task: dict, th: Thresholds, decode: bool) -> dict:
             rec["reason"] = f"{code}: {os.path.basename(jpath)}: {exc.reason}"
             return rec
     rec["kind"] = kind
-    jw, content = w, task.get("content")
+    jw, content, crop = w, task.get("content"), None
     if task.get("crop"):
         try:
             crop = geometry.Crop.centre((h, w), task["crop"])
@@ -265,11 +398,20 @@ def _assess(task: dict, th: Thresholds, decode: bool) -> dict:
                        min(max(content[2] - crop.x0, 0.0), jw), content[3])
     if task.get("relaxed"):  # --keep-listed: the lists already chose the images
         th = replace(th, require=(), min_joints=0, max_shoulder_frac=float("inf"), min_height_frac=0.0)
-    kp, n, reason = judge(people, jw, h, th, persons, content)
+    kp, n, reason = judge(people, jw, h, th, persons, content, functools.partial(_pixels, path, crop))
     rec["persons"], rec["kp"] = n, kp
     if reason:
         rec["reason"] = reason
     return rec
+
+
+def _pixels(path: str, crop: geometry.Crop | None) -> np.ndarray | None:
+    """The image in the keypoints' frame, for `hidden_legs="hem"` (the few images without legs)."""
+    try:
+        rgb = imageio.read_rgb(path)
+        return crop.image(rgb, path) if crop is not None else rgb
+    except PgkitError:
+        return None
 
 
 def _into_crop(people: list[np.ndarray], crop: geometry.Crop, width: int, margin: float,
@@ -447,6 +589,8 @@ def run_filter(root, poses, work, *, crop176: bool = False, x_offset: float | No
     unknown = set(thresholds) - {f.name for f in fields(Thresholds)}
     if unknown:
         raise TypeError(f"unknown filter threshold(s): {', '.join(sorted(unknown))}")
+    if thresholds.get("hidden_legs", Thresholds.hidden_legs) not in HIDDEN_LEGS:
+        raise PgkitError(None, f"hidden_legs must be one of {', '.join(HIDDEN_LEGS)}, got {thresholds['hidden_legs']!r}")
     if "require" in thresholds:
         req = thresholds["require"]
         req = tuple(req.split(",")) if isinstance(req, str) else tuple(req)
@@ -700,6 +844,15 @@ def summary_rows(counts: dict) -> list[list]:
               help="... count towards completeness only with at least this score.")
 @click.option("--frame-margin", type=float, default=Thresholds.frame_margin, show_default=True,
               help="Pixels a keypoint may lie outside the image before the image is rejected.")
+@click.option("--knee-room", type=float, default=Thresholds.knee_room, show_default=True,
+              help="A knee with no ankle counts only with this many thigh lengths of photo below it or "
+                   "a score >= --border-min-score (a frame cut just above the knees); 0 disables.")
+@click.option("--hidden-legs", type=click.Choice(HIDDEN_LEGS), default=Thresholds.hidden_legs, show_default=True,
+              help="Legs no joint shows count as hidden (a floor-length gown) when: room = the photo "
+                   "reaches --leg-room torso lengths below the hips; hem = that, and the figure (hem, "
+                   "shoes) ends inside the photo that low (decodes those images); no = never.")
+@click.option("--leg-room", type=float, default=Thresholds.leg_room, show_default=True,
+              help="Torso lengths below the hips that --hidden-legs asks for.")
 @click.option("--check", type=click.Choice(["header", "decode"]), default="header", show_default=True,
               help="Image check: header + end marker (fast) or a full decode.")
 @click.option("--jobs", type=int, default=None,
@@ -709,8 +862,8 @@ def summary_rows(counts: dict) -> list[list]:
                    "(bounding_box_train/, bounding_box_test/, query/); auto: by the folders ROOT has.")
 @click.option("--force", is_flag=True, help="Rerun even if the outputs are up to date.")
 def command(root, poses, work, crop176, x_offset, split_lists, keep_listed, crop, poses_in_crop, min_score, person_min_joints, min_joints, require,
-            max_shoulder_frac, min_height_frac, border_frac, border_min_score, frame_margin, check, jobs,
-            dataset, force):
+            max_shoulder_frac, min_height_frac, border_frac, border_min_score, frame_margin, knee_room,
+            hidden_legs, leg_room, check, jobs, dataset, force):
     """Keep images that show exactly one, complete person; say why each other was dropped.
 
     Reads ROOT/Eval/list_eval_partition.txt (train; query + gallery = test, by item),
@@ -755,7 +908,8 @@ def command(root, poses, work, crop176, x_offset, split_lists, keep_listed, crop
     given = dict(min_score=min_score, person_min_joints=person_min_joints,
                  min_joints=min_joints, require=require, max_shoulder_frac=max_shoulder_frac,
                  min_height_frac=min_height_frac, border_frac=border_frac,
-                 border_min_score=border_min_score, frame_margin=frame_margin)
+                 border_min_score=border_min_score, frame_margin=frame_margin, knee_room=knee_room,
+                 hidden_legs=hidden_legs, leg_room=leg_room)
     # thresholds left at their defaults take the dataset's (Thresholds, or market.THRESHOLDS)
     ctx = click.get_current_context()
     given = {k: v for k, v in given.items()

@@ -16,7 +16,8 @@
   flat), else `full`.
 - pixels: every photo is read with the one policy of `pgprep.imageio` (JPEG/PNG/WebP, EXIF
   orientation applied, trailers ignored, pixel limit), scaled to fit H x W keeping its aspect
-  ratio and padded with white, centred, as DeepFashion's 256x256 images are. JPEG quality 95.
+  ratio and padded with white, centred, as DeepFashion's 256x256 images are
+  (`pgprep.geometry.Letterbox`, also used by filter and `pgtrain generate`). JPEG quality 95.
 - the transform of each image is in ROOT/ingest.csv: `scale`, `pad_x`, `pad_y`, the upright
   original size and the EXIF orientation. A keypoint (x, y) found on the upright original
   maps to ((x + 0.5) * scale - 0.5 + pad_x, (y + 0.5) * scale - 0.5 + pad_y) (pixel centres,
@@ -25,6 +26,10 @@
 - reruns: every file is written atomically; a per-photo journal (ROOT/.pgkit/ingest-journal.jsonl)
   lets a killed run resume without redoing finished photos; a rerun with nothing changed does
   nothing and says so. A ROOT holding an img/ tree that ingest did not write is refused.
+- reads: a new or changed photo is read, hashed, probed and decoded once (its JPEG waits in
+  ROOT/.pgkit/ingest-staging/ until the ids are known and the outputs checked); a photo the
+  journal finished (same path, size, mtime) is not read at all, nor is an output whose size,
+  mtime and inode still match what the journal recorded after writing it (else it is hashed).
 - ownership: ROOT/.pgkit/ingest-files.jsonl records the sha256 of every file ingest writes
   (images, pose JSON, the partition, ingest.csv, ingest-rejects.csv), appended before the file
   is renamed into place, so a killed run's files are recorded too. An output path holding

@@ -108,6 +108,41 @@ def real_set_stats(data, split: str, ctx: M.MetricContext, *, batch_size: int = 
     return mu, sigma
 
 
+def _cached_report(run: Path, stage_name: str, fp: str, out_path: Path, force: bool) -> dict | None:
+    """The report written before with the same checkpoint, data and options (marked up to date)."""
+    if force or not is_up_to_date(run, stage_name, fp, [out_path]):
+        return None
+    report = json.loads(out_path.read_text())
+    report["up_to_date"] = True
+    return report
+
+
+def _generators_and_pairs(run: Path, data: Path, split: str, which: str, limit, device):
+    """(generators, raw PairDataset, pairs to score, pose options, table rows) of a run."""
+    from pgtrain.checkpoint import load_generators
+    from pgtrain.data import PairDataset
+
+    gens = load_generators(run, device=device, which=which)
+    ds = PairDataset(data, split, raw=True)
+    n = len(ds) if not limit else min(limit, len(ds))
+    if n == 0:
+        raise PgkitError(data, f"split {split!r} has no pairs")
+    row_names = ["baseline", "stage1"] + (["stage2"] if gens.g2 is not None else []) + ["real"]
+    return gens, ds, n, _pose_kwargs(gens.options, ds), row_names
+
+
+def _pair_batches(ds, n: int, batch_size: int, workers, device, split: str, show_progress: bool):
+    """The first `n` pairs in order, as raw batches (DataLoader workers on the GPU path)."""
+    from torch.utils.data import DataLoader, Subset
+
+    if workers is None:
+        workers = 0 if torch.device(device).type == "cpu" else 4
+    loader = DataLoader(Subset(ds, range(n)), batch_size=batch_size, shuffle=False,
+                        num_workers=workers, pin_memory=torch.device(device).type == "cuda")
+    return progress(loader, total=len(loader), desc=f"eval {split}", unit="batch",
+                    disable=None if show_progress else True)
+
+
 def evaluate(run, data, split: str = "test", metrics=None, *, batch_size: int = 16,
              device: str | None = None, limit: int | None = None, which: str = "last",
              inception: str | None = None, is_weights: str | None = None,
@@ -133,10 +168,9 @@ def evaluate(run, data, split: str = "test", metrics=None, *, batch_size: int = 
                                    weights_dir=weights_dir, trust_torchscript=trust_torchscript,
                                    workers=workers, output=output, force=force,
                                    show_progress=show_progress)
-    from torch.utils.data import DataLoader, Subset
 
-    from pgtrain.checkpoint import load_generators, resolve_path
-    from pgtrain.data import PairDataset, to_device_batch
+    from pgtrain.checkpoint import resolve_path
+    from pgtrain.data import to_device_batch
 
     run, data = Path(run), Path(data)
     device = device or default_device()
@@ -161,19 +195,12 @@ def evaluate(run, data, split: str = "test", metrics=None, *, batch_size: int = 
                "output": canonical_path(out_path)}
     fp = fingerprint([ckpt, data / "index.json"] + [f for f in (is_weights, lpips_weights) if f], options)
     stage_name = "eval" if out_path == run / "eval.json" else f"eval-{out_path.stem}"
-    if not force and is_up_to_date(run, stage_name, fp, [out_path]):
-        report = json.loads(out_path.read_text())
-        report["up_to_date"] = True
-        return report
+    cached = _cached_report(run, stage_name, fp, out_path, force)
+    if cached:
+        return cached
 
     t0 = time.perf_counter()
-    gens = load_generators(run, device=device, which=which)
-    ds = PairDataset(data, split, raw=True)
-    n = len(ds) if not limit else min(limit, len(ds))
-    if n == 0:
-        raise PgkitError(data, f"split {split!r} has no pairs")
-    pose_kw = _pose_kwargs(gens.options, ds)
-    row_names = ["baseline", "stage1"] + (["stage2"] if gens.g2 is not None else []) + ["real"]
+    gens, ds, n, pose_kw, row_names = _generators_and_pairs(run, data, split, which, limit, device)
 
     shared_cache: dict = {}
     reference: dict = {}
@@ -193,14 +220,8 @@ def evaluate(run, data, split: str = "test", metrics=None, *, batch_size: int = 
                               lpips_weights=lpips_weights, cache=shared_cache)
         rows[r] = M.build(names, ctx)
 
-    if workers is None:
-        workers = 0 if torch.device(device).type == "cpu" else 4
-    loader = DataLoader(Subset(ds, range(n)), batch_size=batch_size, shuffle=False,
-                        num_workers=workers, pin_memory=torch.device(device).type == "cuda")
-    bar = progress(loader, total=len(loader), desc=f"eval {split}", unit="batch",
-                   disable=None if show_progress else True)
     with torch.inference_mode():
-        for raw in bar:
+        for raw in _pair_batches(ds, n, batch_size, workers, device, split, show_progress):
             b = to_device_batch(raw, device, **pose_kw)
             I_A, P_B, I_B, M_B = b["condition"], b["pose"], b["target"], b["mask"]  # noqa: N806
             fakes = {"baseline": I_A, "real": I_B}
@@ -223,7 +244,10 @@ def evaluate(run, data, split: str = "test", metrics=None, *, batch_size: int = 
                 vals.update(res)
         results[r] = vals
     model_row = "stage2" if "stage2" in results else "stage1"
+    from pgprep.atomic import json_mark
+
     report = {
+        **json_mark("pgkit eval"),
         "run": str(run), "data": str(data), "split": split, "pairs": n, "which": which,
         "checkpoint": str(ckpt), "checkpoint_sha256": file_sha256(ckpt) if ckpt.is_file() else None,
         "preset": gens.options.get("preset"), "metrics": names, "skipped": skipped,
@@ -264,7 +288,10 @@ def condition_mask(ds, i: int) -> torch.Tensor | None:
 def protocol_report(rows: dict[str, dict], protocols, **extra) -> dict:
     """{"protocols": {name: {"rows": {row: values}, "skipped": {...}, "script", "commit",
     "settings"}}, "table": text} from ProtocolScorer results per row."""
-    report: dict = {"kind": "pgkit-protocol-report", "version": 1, "protocols": {}}
+    from pgprep.atomic import json_mark
+
+    report: dict = {**json_mark("pgkit protocol report"), "kind": "pgkit-protocol-report", "version": 1,
+                    "protocols": {}}
     for p in protocols:
         skipped: dict[str, str] = {}
         for res in rows.values():
@@ -309,30 +336,34 @@ def format_protocol_table(report: dict) -> str:
     return text + "\n" + head + ("\n" + "\n".join(notes) if notes else "")
 
 
-def check_report_output(path, force: bool) -> None:
-    """A report path: refused when it holds a file that is not a pgkit report, unless --force."""
-    path = Path(path)
-    if path.is_symlink() or path.is_dir():
-        raise PgkitError(path, "is a directory or a symlink; refusing to write the report there")
-    if not path.exists() or force:
-        return
+def _is_report(path: Path) -> bool:
+    """A JSON report pgkit wrote: its mark, or (before the mark) an eval report's keys."""
+    from pgprep.atomic import has_pgkit_mark
+
+    if has_pgkit_mark(path):
+        return True
     try:
+        if path.stat().st_size > 64 << 20:
+            return False
         doc = json.loads(path.read_text(encoding="utf-8"))
-        ours = isinstance(doc, dict) and ("protocols" in doc or "rows" in doc) and "table" in doc
-    except (OSError, ValueError, UnicodeDecodeError):
-        ours = False
-    if not ours:
-        raise PgkitError(path, "exists and is not a report pgkit wrote; refusing to overwrite it "
-                               "(choose another -o, or --force to replace it)")
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return isinstance(doc, dict) and ("protocols" in doc or "rows" in doc) and "table" in doc
+
+
+def check_report_output(path, force: bool, inputs=()) -> None:
+    """-o of eval and score: pgkit's one output rule (pgprep.atomic.check_user_output)."""
+    from pgprep.atomic import check_user_output
+
+    check_user_output(path, force, marker=_is_report, inputs=[i for i in inputs if i])
 
 
 def _evaluate_protocols(run, data, split, protocols, *, batch_size, device, limit, which, inception,
                         is_weights, tv_weights, lpips_weights, weights_dir, trust_torchscript,
                         workers, output, force, show_progress) -> dict:
-    from torch.utils.data import DataLoader, Subset
 
-    from pgtrain.checkpoint import load_generators, resolve_path
-    from pgtrain.data import PairDataset, to_device_batch
+    from pgtrain.checkpoint import resolve_path
+    from pgtrain.data import to_device_batch
     from pgtrain.metrics.protocols import resolve
     from pgtrain.scoring import Models, ProtocolScorer, RealSetSource
 
@@ -349,32 +380,19 @@ def _evaluate_protocols(run, data, split, protocols, *, batch_size, device, limi
                "protocol_settings": repr(protocols), "output": canonical_path(out_path)}
     fp = fingerprint([ckpt, data / "index.json"] + [f for f in (is_weights, tv_weights, lpips_weights) if f], options)
     stage_name = f"eval-{out_path.stem}"
-    if not force and is_up_to_date(run, stage_name, fp, [out_path]):
-        report = json.loads(out_path.read_text())
-        report["up_to_date"] = True
-        return report
+    cached = _cached_report(run, stage_name, fp, out_path, force)
+    if cached:
+        return cached
 
     t0 = time.perf_counter()
-    gens = load_generators(run, device=device, which=which)
-    ds = PairDataset(data, split, raw=True)
-    n = len(ds) if not limit else min(limit, len(ds))
-    if n == 0:
-        raise PgkitError(data, f"split {split!r} has no pairs")
-    pose_kw = _pose_kwargs(gens.options, ds)
-    row_names = ["baseline", "stage1"] + (["stage2"] if gens.g2 is not None else []) + ["real"]
+    gens, ds, n, pose_kw, row_names = _generators_and_pairs(run, data, split, which, limit, device)
     models = Models(device, inception=inception, is_weights=is_weights, tv_weights=tv_weights,
                     lpips_weights=lpips_weights, weights_dir=weights_dir, trust_torchscript=trust_torchscript)
     real = RealSetSource(data, cache_dir=run / ".pgkit", show=show_progress)
     scorers = {r: ProtocolScorer(protocols, n, models, real=real, from_model=True) for r in row_names}
-    if workers is None:
-        workers = 0 if torch.device(device).type == "cpu" else 4
-    loader = DataLoader(Subset(ds, range(n)), batch_size=batch_size, shuffle=False,
-                        num_workers=workers, pin_memory=torch.device(device).type == "cuda")
-    bar = progress(loader, total=len(loader), desc=f"eval {split}", unit="batch",
-                   disable=None if show_progress else True)
     seen = 0
     with torch.inference_mode():
-        for raw in bar:
+        for raw in _pair_batches(ds, n, batch_size, workers, device, split, show_progress):
             b = to_device_batch(raw, device, **pose_kw)
             I_A, P_B, I_B, M_B = b["condition"], b["pose"], b["target"], b["mask"]  # noqa: N806
             k = I_A.shape[0]
@@ -452,15 +470,21 @@ def _read_report(path: Path) -> dict:
     return doc
 
 
-def _check_table_output(path: Path, force: bool) -> None:
-    """-o of `table`: a CSV/markdown table pgkit wrote may be replaced; anything else needs --force."""
-    if path.is_symlink() or path.is_dir():
-        raise PgkitError(path, "is a directory or a symlink; refusing to write the table there")
-    if path.exists() and not force:
-        head = path.read_text(encoding="utf-8", errors="replace")[:200]
-        if not (head.startswith("model,") or head.startswith("| model")):
-            raise PgkitError(path, "exists and is not a table pgkit wrote; refusing to overwrite it "
-                                   "(choose another -o, or --force to replace it)")
+def _is_table(path: Path) -> bool:
+    """A table `pgtrain table -o` wrote: CSV or markdown whose header starts with "model"."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            head = f.read(200)
+    except OSError:
+        return False
+    return head.startswith("model,") or head.startswith("| model")
+
+
+def _check_table_output(path: Path, force: bool, inputs=()) -> None:
+    """-o of `table`: pgkit's one output rule (pgprep.atomic.check_user_output)."""
+    from pgprep.atomic import check_user_output
+
+    check_user_output(path, force, marker=_is_table, inputs=inputs)
 
 
 # ---------------------------------------------------------------- CLI
@@ -543,7 +567,7 @@ def command(run, data, split, metrics, batch_size, device, workers, limit, which
     (no package installs the classifier offline); without it IS is reported as skipped.
     """
     if output:
-        check_report_output(output, force)
+        check_report_output(output, force, inputs=[data])
     report = evaluate(run, data, split, metrics, batch_size=batch_size, device=device, limit=limit,
                       which=which, inception=inception, is_weights=is_weights, fid_real=fid_real,
                       fid_real_limit=fid_real_limit, patn_pad=patn_pad, lpips_weights=lpips_weights,
@@ -625,7 +649,7 @@ def table_command(runs, output, stages, protocol, dataset, force):
     from pgprep.atomic import write_csv_atomic, write_text_atomic
 
     if output:
-        _check_table_output(Path(output), force)
+        _check_table_output(Path(output), force, inputs=[r for r in runs if r.is_dir()])
     wanted = [s.strip() for s in stages.split(",") if s.strip()]
     if protocol:
         from pgtrain.metrics.protocols import PROTOCOLS

@@ -198,7 +198,7 @@ class Range:
 
     def __str__(self) -> str:
         if self.whole:
-            return f"a whole number in {self.lo:g}..{self.hi:g}"
+            return f"a whole number in {int(self.lo)}..{int(self.hi)}"
         return f"a finite number in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
 
 

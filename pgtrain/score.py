@@ -472,7 +472,7 @@ def command(generated, protocol_names, layout, pairs, targets, keypoints, real, 
     from pgtrain.evaluate import check_report_output
     from pgtrain.metrics.protocols import resolve
 
-    check_report_output(output, force)
+    check_report_output(output, force, inputs=[generated, targets, real])
     protocols = resolve(protocol_names)
     if not protocols:
         raise click.UsageError("--protocol names no protocol")

@@ -16,7 +16,7 @@ def test_object_array_npz_is_refused_naming_the_file(tmp_path):
     with pytest.raises(PgkitError) as err:
         _read_head(path)
     msg = str(err.value)
-    assert msg.startswith(f"{path}: IS weights: refused: it holds an object array")
+    assert msg.startswith(f"{path}: IS weights: refused: fc.weight is an object array")
     assert "allow_pickle" not in msg
 
 
@@ -36,7 +36,7 @@ def test_broken_npz_and_torch_files_name_the_file(tmp_path):
     torch.save({"fc.weight": argparse.Namespace()}, pt)
     with pytest.raises(PgkitError) as err:
         _read_head(pt)
-    assert str(err.value).startswith(f"{pt}: not a TorchScript classifier, state dict or .npz: refused")
+    assert str(err.value).startswith(f"{pt}: refused: it holds Python objects other than tensors")
     assert "weights_only" not in str(err.value)
 
 

@@ -259,10 +259,14 @@ def test_judge_rules_by_hand():
     speck[:3] = (5, 5, 0.9)  # 3 joints: noise, not a person
     assert judge([person(), speck], SIZE, SIZE, th)[2] is None
     cut = person()
-    cut[[9, 10, 12, 13]] = (-1, -1, 0)  # frame cuts above the knees
-    assert judge([cut], SIZE, SIZE, th)[2] == (
-        "incomplete: missing legs (r_knee, l_knee, r_ankle, l_ankle not detected); if hidden rather than "
-        "cut off (long clothes), a lower `pgprep pose --min-visibility` (default 0.3) reports them")
+    cut[[9, 10, 12, 13]] = (-1, -1, 0)  # a frame 40 px high cuts at the thighs (hips at y = 33)
+    assert judge([cut], SIZE, 40, th)[2] == (
+        "incomplete: missing legs (r_knee, l_knee, r_ankle, l_ankle not detected); not hidden by long "
+        "clothes: the photo does not reach --leg-room 1.4 torso lengths below the hips (--hidden-legs room)")
+    # in the whole 64-px frame the legs have room: hidden (a gown), unless --hidden-legs no
+    assert judge([cut], SIZE, SIZE, th)[2] is None
+    assert judge([cut], SIZE, SIZE, Thresholds(hidden_legs="no"))[2].endswith(
+        "not detected); if hidden by long clothes rather than cut off: --hidden-legs room")
     one_each = person()
     one_each[[skeleton.J["r_hip"], skeleton.J["l_shoulder"], skeleton.J["l_knee"]]] = (-1, -1, 0)
     assert judge([one_each], SIZE, SIZE, th)[2] is None  # a detector missing single joints

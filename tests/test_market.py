@@ -237,3 +237,15 @@ def test_help_names_market_and_layout_is_checked(release, tmp_path):
     with pytest.raises(PgkitError, match="not a Market-1501 release"):
         run_filter(tmp_path, release / "market-annotation.csv", tmp_path / "w", dataset="market")
     assert market.detect_dataset(release) == "market" and market.detect_dataset(tmp_path) == "deepfashion"
+
+
+def test_pose_pickle_keyed_by_bare_names(release, fixture_work, tmp_path):
+    """PG²'s Market pose pickles (Market-1501_PoseFiltered/all_peaks_dic_*.p) use bare names."""
+    import pickle
+
+    kept = pd.read_csv(fixture_work / "images.csv")
+    poses = {name.split("/")[1]: skeleton.from_columns(r) for name, (_, r) in
+             zip(kept["image"], kept.iterrows(), strict=True)}
+    (tmp_path / "peaks.p").write_bytes(pickle.dumps(poses))
+    run_filter(release, tmp_path / "peaks.p", tmp_path / "w")
+    assert len(pd.read_csv(tmp_path / "w" / "images.csv")) == len(kept)

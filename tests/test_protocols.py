@@ -367,7 +367,7 @@ def test_score_cli_writes_the_report_and_refuses_a_foreign_output(community_outp
     mine = tmp_path / "notes.json"
     mine.write_text("my notes")
     r = CliRunner().invoke(main, ["score", str(base / "gfla"), "--targets", str(base / "targets"), "-o", str(mine)])
-    assert r.exit_code == 1 and "not a report pgkit wrote" in r.output
+    assert r.exit_code == 1 and "was not written by pgkit" in r.output
     assert mine.read_text() == "my notes"
 
 
@@ -496,3 +496,21 @@ def test_targets_from_a_work_directory_score_like_the_folder(work_dir, tmp_path)
         # the CSV rounds keypoints to integers (its format), so the masks differ by a few pixels
         assert set(w) >= {"ssim", "mask_ssim"} and w["mask_ssim"] == pytest.approx(f["mask_ssim"], abs=2e-3)
         assert w["ssim"] == pytest.approx(f["ssim"], abs=1e-6)   # the same pixels (PNG copies of the JPEGs)
+
+
+def test_each_scripts_resize_is_the_library_call_it_made():
+    """PIDM: cv2.resize(float32 image, (176, 256)) (utils/metrics.py:109-116); the standard
+    crop: columns 40..216; PATN: then 40 white columns each side (addBounding)."""
+    import cv2
+
+    img = RNG.integers(0, 256, (2, 3, 256, 256)).astype(np.float32)
+    got = P.PIDM.fid.bring(torch.from_numpy(img)).numpy()
+    want = np.stack([cv2.resize(im.transpose(1, 2, 0), (176, 256)).transpose(2, 0, 1) for im in img])
+    assert got.shape == (2, 3, 256, 176) and np.abs(got - want).max() == 0
+    crop = P.CFLD.fid.bring(torch.from_numpy(img)).numpy()
+    assert np.array_equal(crop, img[..., 40:216])
+    patn = P.PATN.ssim[0].bring(torch.from_numpy(img)).numpy()
+    assert patn.shape == (2, 3, 256, 256) and np.array_equal(patn[..., 40:216], img[..., 40:216])
+    assert (patn[..., :40] == 255).all() and (patn[..., 216:] == 255).all()
+    assert P.PATN.ssim[0].bring(torch.from_numpy(img[..., 40:216])).shape[-1] == 256   # 176 wide: padded only
+    assert P.GFLA.ssim[0].bring.problem((128, 64)) is None and P.CFLD.ssim[0].bring.problem((128, 64))

@@ -19,8 +19,12 @@ from pgprep.synth.writer import synthesize
               help="deepfashion: the In-shop tree; market: the Market-1501 release (--items = identities).")
 @click.option("--jobs", default=None, type=click.IntRange(min=1),
               help="Worker processes (default: all cores). Output does not depend on it.")
+@click.option("--hard-cases", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Fraction of items rendered as hard cases for the completeness rule: floor-length "
+                   "gowns (legs hidden, complete), knee-length dresses, and frames cut just above the "
+                   "knees (incomplete); truth.csv kinds long_gown, knee_dress, cut_knees.")
 @debug_option
-def command(root, items, seed, size, jobs, kind):
+def command(root, items, seed, size, jobs, kind, hard_cases):
     """Render a synthetic DeepFashion In-shop set of people into ROOT.
 
     Writes ROOT/img/<MEN|WOMEN>/<Category>/id_XXXXXXXX/01_<n>_<view>.jpg (2-6 views per
@@ -37,6 +41,7 @@ def command(root, items, seed, size, jobs, kind):
       pgprep synth data/synth64 --items 1000 --size 64 --jobs 2
       pgprep synth data/synth --items 200             # rerun: says it is up to date
       pgprep synth data/market --kind market --items 100
+      pgprep synth data/hard --items 100 --hard-cases 0.5   # gowns, knee dresses, cut at the knees
 
     \b
     --kind market renders Market-1501 instead (docs/market.md): 128x64 pedestrian boxes in
@@ -51,6 +56,9 @@ def command(root, items, seed, size, jobs, kind):
     if kind == "market":
         from pgprep.synth.market import synthesize_market
 
+        if click.get_current_context().get_parameter_source("size") is not click.core.ParameterSource.DEFAULT:
+            raise click.UsageError("--size does not apply to --kind market: Market-1501 boxes are 128x64")
+
         res = synthesize_market(root, identities=items, seed=seed, jobs=jobs)
         verb = "up to date" if res["up_to_date"] else f"rendered in {res['seconds']:.1f} s"
         f = res["folders"]
@@ -59,7 +67,7 @@ def command(root, items, seed, size, jobs, kind):
                    f"(junk {res['junk']}, distractors {res['distractors']}), query {f['query']}")
         click.echo(f"  next: pgprep filter {root} --poses {root}/pose/openpose -o WORK")
         return
-    res = synthesize(root, items=items, seed=seed, size=size, jobs=jobs)
+    res = synthesize(root, items=items, seed=seed, size=size, jobs=jobs, hard_cases=hard_cases)
     if res["up_to_date"]:
         click.echo(f"{root}: up to date ({res['images']} images of {res['items']} items, "
                    f"seed {seed}, {size}px); nothing to do")
@@ -69,6 +77,6 @@ def command(root, items, seed, size, jobs, kind):
                f"({res['images'] / max(res['seconds'], 1e-9):.0f} images/s)")
     click.echo(f"  partition: {res['train_items']} train items, {res['test_items']} test items "
                f"({res['query']} query / {res['gallery']} gallery images)")
-    click.echo(f"  distractors: {res['distractors']} (two_people {k['two_people']}, "
-               f"cut_off {k['cut_off']}, close_up {k['close_up']}); truth in {root}/truth.csv")
+    click.echo(f"  distractors: {res['distractors']} (" + ", ".join(f"{n} {c}" for n, c in k.items() if n != "person")
+               + f"); truth in {root}/truth.csv")
     click.echo(f"  next: pgprep filter {root} --poses {root}/pose/openpose -o WORK")

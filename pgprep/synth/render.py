@@ -259,8 +259,20 @@ def person(body: Body, look: Look, pose: Pose, view: View) -> tuple[Canvas, np.n
         _long_hair(cv, view, pr, b, look, s)
     for side in sorted(("r", "l"), key=lambda sd: pr[P[sd + "_knee"], 2]):
         _leg(cv, pr, b, look, s, side)
-    # pelvis / skirt / dress (lower garment)
-    if look.lower_kind in ("skirt", "dress"):
+    # pelvis / skirt / dress / floor-length gown (lower garment)
+    if look.lower_kind == "gown":  # hides both legs down to the hem: hull of rings along each leg
+        top = _section(0.40, b.waist_hw + 0.008, b.torso_hd * 0.95)
+        hip_s = _section(b.hip_y, b.hip_hw + 0.012, b.torso_hd * 1.1)
+        rings = []
+        for side in ("r", "l"):
+            hip, kne, ank = (pts3[P[side + n]] for n in ("_hip", "_knee", "_ankle"))
+            rings.append(_section(kne[1], b.r_thigh * 1.5 + 0.03, b.r_thigh * 1.5 + 0.03, kne[0], kne[2]))
+            t = (look.lower_hem - hip[1]) / max(ank[1] - hip[1], 1e-6)
+            c = hip + t * (ank - hip)
+            flare = b.r_thigh * 1.5 + 0.05
+            rings.append(_section(look.lower_hem, flare, flare, c[0] + (0.02 if side == "l" else -0.02), c[2]))
+        cv.poly(_hull(view.project(np.concatenate([top, hip_s] + rings))[:, :2]), LOWER, PELVIS)
+    elif look.lower_kind in ("skirt", "dress"):
         ring = []
         for side in ("r", "l"):
             hip, kne = pts3[P[side + "_hip"]], pts3[P[side + "_knee"]]

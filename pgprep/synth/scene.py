@@ -2,8 +2,11 @@
 
 `compose` places a posed person in the frame the way DeepFashion In-shop does (standing,
 75-90 % of the image height, roughly centred) or, for distractor images, crops it
-(`cut_off`: the frame ends above the knees; `close_up`: head and shoulders) or adds a
-second person (`two_people`). It returns the image, the silhouette, the true keypoints of
+(`cut_off`: the frame ends between hips and knees; `close_up`: head and shoulders;
+`cut_knees`: just above the knees, with the knees an estimator squeezes into the frame) or
+adds a second person (`two_people`). `long_gown` (a floor-length skirt hides the legs) and
+`knee_dress` (a knee-length dress above visible knees) are whole people, hard cases for the
+completeness rule (`pgprep synth --hard-cases`). It returns the image, the silhouette, the true keypoints of
 the main person and detector-like keypoints of everybody visible.
 """
 
@@ -20,7 +23,13 @@ from pgprep.synth.body import Body, P, View, joints3d, sample_body, sample_pose
 from pgprep.synth.clothing import Look, sample_look
 from pgprep.synth.render import background, colourise, floor_shadow, person, shading
 
-KINDS = ("person", "two_people", "cut_off", "close_up")
+KINDS = ("person", "two_people", "cut_off", "close_up", "cut_knees", "long_gown", "knee_dress")
+# Framed like a standing catalogue person, the whole body in the picture (complete = 1).
+WHOLE = ("person", "two_people", "long_gown", "knee_dress")
+# BlazePose's knees in a frame cut just above them (issue 20, real shop photos): placed inside
+# the frame 25-40 px of 256 above the bottom edge, visibility x presence 0.3-0.5, no ankles.
+SQUEEZED_KNEE_ROOM = (0.09, 0.16)   # fraction of the image height above the bottom edge
+SQUEEZED_KNEE_SCORE = (0.3, 0.5)
 J = skeleton.J
 FACE = (J["nose"], J["r_eye"], J["l_eye"])
 LIGHT = (0.06, 0.03)  # brightness gradient across the frame (x, y)
@@ -55,7 +64,7 @@ def _place(rng: np.random.Generator, body: Body, unit: np.ndarray, size: int, ki
     x0, y0, x1, y1 = _extent(body, unit)
     mid_x = 0.5 * (unit[P["r_hip"], 0] + unit[P["l_hip"], 0])
     S = float(size)
-    if kind in ("person", "two_people"):
+    if kind in WHOLE:
         s = rng.uniform(*frac) * S / (y1 - y0)
         s = min(s, 0.97 * S / (x1 - x0))
         top = (S - s * (y1 - y0)) / 2 + rng.uniform(-0.025, 0.025) * S
@@ -65,7 +74,10 @@ def _place(rng: np.random.Generator, body: Body, unit: np.ndarray, size: int, ki
         tx = float(np.clip(tx, -s * x0 + 0.01 * S, S - s * x1 - 0.01 * S)) if s * (x1 - x0) < 0.98 * S else tx
         return s, tx, top - s * y0
     top = rng.uniform(0.02, 0.08) * S
-    if kind == "cut_off":  # the frame ends between hips and knees
+    if kind == "cut_knees":  # the frame ends just above the higher knee
+        knee_y = min(unit[P["r_knee"], 1], unit[P["l_knee"], 1]) - y0
+        s = (S - top) / (knee_y - rng.uniform(0.012, 0.035))
+    elif kind == "cut_off":  # the frame ends between hips and knees
         s = rng.uniform(1.35, 1.65) * S / (y1 - y0)
         knee_y = min(unit[P["r_knee"], 1], unit[P["l_knee"], 1]) - y0
         s = max(s, (1.04 * S - top) / knee_y)
@@ -122,6 +134,35 @@ def detect(rng: np.random.Generator, truth: np.ndarray, depth: np.ndarray, view:
     keep = ok & ~miss & in_frame(kp[:, :2], size)
     kp[~keep] = (-1.0, -1.0, 0.0)
     return kp
+
+
+def hide_legs(rng: np.random.Generator, det: np.ndarray) -> np.ndarray:
+    """A floor-length skirt: the knees are not reported; an ankle only now and then (a shoe
+    under the hem), weakly. What BlazePose gives for hidden legs after `pgprep pose` drops
+    landmarks with visibility < 0.3 (issue 20: rejected as `incomplete: missing legs`)."""
+    det = det.copy()
+    for side in ("r", "l"):
+        det[J[side + "_knee"]] = (-1.0, -1.0, 0.0)
+        a = J[side + "_ankle"]
+        if rng.random() < 0.85 or det[a, 2] <= 0:
+            det[a] = (-1.0, -1.0, 0.0)
+        else:
+            det[a, 2] = rng.uniform(0.3, 0.45)
+    return det
+
+
+def squeeze_knees(rng: np.random.Generator, det: np.ndarray, projected: np.ndarray, size: int) -> np.ndarray:
+    """A frame cut just above the knees, as BlazePose reports it: both knees (out of frame)
+    placed inside it `SQUEEZED_KNEE_ROOM` of the height above the bottom edge, below their
+    hips' x, with low scores; no ankles."""
+    det = det.copy()
+    for side in ("r", "l"):
+        k = J[side + "_knee"]
+        x = float(np.clip(projected[k, 0] + rng.normal(0, 0.01 * size), 0, size - 1))
+        y = size * (1.0 - rng.uniform(*SQUEEZED_KNEE_ROOM))
+        det[k] = (x, y, rng.uniform(*SQUEEZED_KNEE_SCORE))
+        det[J[side + "_ankle"]] = (-1.0, -1.0, 0.0)
+    return det
 
 
 def _draw(body: Body, look: Look, pose, view: View, size: int, k: int):
@@ -198,7 +239,7 @@ def compose(rng: np.random.Generator, body: Body, look: Look, view_name: str, si
         pr2 = drawn2[3]
         truth2 = _truth(pr2, size)
         other = (truth2, pr2[: skeleton.N_JOINTS, 2], view2)
-    if kind in ("person", "two_people"):
+    if kind in WHOLE:
         feet_x = tx + s * 0.5 * (unit[P["r_toe"], 0] + unit[P["l_toe"], 0])
         feet_y = ty + s * (_extent(body, unit)[3] - 0.02)
         floor_shadow(out, (feet_x, feet_y), 0.16 * s, 0.14)
@@ -207,11 +248,15 @@ def compose(rng: np.random.Generator, body: Body, look: Look, view_name: str, si
     pr = drawn[3]
     truth = _truth(pr, size)
     dets = [detect(rng, truth, pr[: skeleton.N_JOINTS, 2], view, size)]
+    if kind == "long_gown":
+        dets[0] = hide_legs(rng, dets[0])
+    elif kind == "cut_knees":
+        dets[0] = squeeze_knees(rng, dets[0], pr[: skeleton.N_JOINTS], size)
     if kind == "two_people":
         t2, d2, v2_ = other
         xy = np.clip(np.rint(t2[:, :2]).astype(int), 0, size - 1)
         visible = alpha[xy[:, 1], xy[:, 0]] < 0.5  # joints hidden behind the main person
         dets_other.append(detect(rng, t2, d2, v2_, size, visible))
     image = cv2.convertScaleAbs(out)  # rounds and saturates to uint8
-    complete = int(kind in ("person", "two_people"))
+    complete = int(kind in WHOLE)
     return Shot(image, sil, truth, dets + dets_other, 1 + (kind == "two_people"), complete)

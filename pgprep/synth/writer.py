@@ -8,6 +8,7 @@ the stage stamp after them, so a killed run never looks complete.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -35,7 +36,7 @@ from pgprep.parallel import default_jobs, run_jobs
 from pgprep.synth.body import VIEW_NUMBER, sample_body
 from pgprep.synth.clothing import sample_look
 from pgprep.synth.render import sample_studio
-from pgprep.synth.scene import compose
+from pgprep.synth.scene import KINDS, compose
 
 STAGE = "synth"
 GENERATOR_VERSION = 1  # bump when the rendering changes: reruns then redo the set
@@ -48,6 +49,10 @@ DISTRACTOR_RATE = {"two_people": 0.017, "cut_off": 0.017, "close_up": 0.016}
 IMAGES_PER_ITEM = ((2, 3, 4, 5, 6), (0.12, 0.22, 0.28, 0.22, 0.16))
 OTHER_VIEWS = ("side", "back", "full", "additional", "additional", "additional")
 TRAIN_FRACTION = 0.5  # DeepFashion In-shop: 3,997 of 7,982 items are train
+# --hard-cases F: a fraction F of the items wear a floor-length gown (every view `long_gown`,
+# complete) or a knee-length dress (each view `knee_dress`, complete, or, half of them,
+# `cut_knees`: the frame ends just above the knees, incomplete). Issue 20's two wrong decisions.
+CUT_KNEES_SHARE = 0.5
 
 
 def item_rng(seed: int, index: int) -> np.random.Generator:
@@ -79,16 +84,34 @@ def _kind(rng: np.random.Generator) -> str:
     return "person"
 
 
-def render_item(root: Path, seed: int, index: int, size: int) -> list[dict]:
+def hard_look(rng: np.random.Generator, look, hard_cases: float):
+    """(look, item kind): with probability `hard_cases` the item becomes a floor-length gown
+    ("long_gown") or a knee-length dress ending above the knees ("knee_dress"), half each."""
+    r = rng.random()
+    if r >= hard_cases:
+        return look, None
+    gown = r < hard_cases / 2
+    hem = rng.uniform(0.94, 0.99) if gown else rng.uniform(0.6, 0.68)  # knees are at ~0.71-0.73
+    return dataclasses.replace(look, gender="WOMEN", category="Dresses", lower_kind="gown" if gown else "dress",
+                               lower=look.upper, lower_hem=float(hem)), ("long_gown" if gown else "knee_dress")
+
+
+def render_item(root: Path, seed: int, index: int, size: int, hard_cases: float = 0.0) -> list[dict]:
     """Render and write every image of item `index`; returns one row per image."""
     rng = item_rng(seed, index)
     look = sample_look(rng)
+    hard = None
+    if hard_cases > 0:  # (no draw otherwise: the default set stays byte-identical)
+        look, hard = hard_look(rng, look, hard_cases)
     body = sample_body(rng, female=look.gender == "WOMEN")
     studio = sample_studio(rng)
     item_id = f"id_{index + 1:08d}"
     rows = []
     for number, view in item_views(rng):
-        kind = _kind(rng)
+        if hard == "knee_dress":
+            kind = "cut_knees" if rng.random() < CUT_KNEES_SHARE else "knee_dress"
+        else:
+            kind = hard or _kind(rng)
         shot = compose(rng, body, look, view, size, kind, studio)
         tree = f"{look.gender}/{look.category}/{item_id}/01_{number}_{view}"
         image = f"img/{tree}.jpg"
@@ -103,10 +126,10 @@ def render_item(root: Path, seed: int, index: int, size: int) -> list[dict]:
 
 
 def _render_chunk(task: tuple) -> list[dict]:
-    root, seed, size, indices = task
+    root, seed, size, indices, hard_cases = task
     out = []
     for i in indices:
-        out.extend(render_item(Path(root), seed, i, size))
+        out.extend(render_item(Path(root), seed, i, size, hard_cases))
     return out
 
 
@@ -131,8 +154,11 @@ def assign_partition(rows: pd.DataFrame, seed: int) -> pd.Series:
     return status
 
 
-def _options(items: int, seed: int, size: int) -> dict:
-    return {"items": int(items), "seed": int(seed), "size": int(size), "generator": GENERATOR_VERSION}
+def _options(items: int, seed: int, size: int, hard_cases: float = 0.0) -> dict:
+    opts = {"items": int(items), "seed": int(seed), "size": int(size), "generator": GENERATOR_VERSION}
+    if hard_cases:  # absent at 0: sets made before the option stay up to date
+        opts["hard_cases"] = float(hard_cases)
+    return opts
 
 
 def _check_root(root: Path, options: dict) -> None:
@@ -154,8 +180,11 @@ def _check_root(root: Path, options: dict) -> None:
 
 
 def synthesize(root: str | os.PathLike, items: int = 200, seed: int = 0, size: int = 256,
-               jobs: int | None = None) -> dict:
+               jobs: int | None = None, hard_cases: float = 0.0) -> dict:
     """Render a DeepFashion In-shop-shaped synthetic set under `root` (see docs/synth.md).
+
+    `hard_cases`: fraction of items rendered as the completeness rule's hard cases (gowns,
+    knee-length dresses, frames cut just above the knees; `hard_look`); 0 = none.
 
     Returns a summary: root, items, images, distractors (count), kinds (count per kind),
     train_items, test_items, query, gallery, seconds, up_to_date.
@@ -164,8 +193,10 @@ def synthesize(root: str | os.PathLike, items: int = 200, seed: int = 0, size: i
         raise PgkitError(None, f"--items must be at least 1, got {items}")
     if size < 32:
         raise PgkitError(None, f"--size must be at least 32 pixels, got {size}")
+    if not 0 <= hard_cases <= 1:
+        raise PgkitError(None, f"--hard-cases must be in [0, 1], got {hard_cases}")
     root = Path(root)
-    options = _options(items, seed, size)
+    options = _options(items, seed, size, hard_cases)
     fp = fingerprint(options=options)
     outputs = [root / PARTITION, root / TRUTH, root / ANNOTATIONS]
     if is_up_to_date(root, STAGE, fp, outputs):
@@ -176,7 +207,8 @@ def synthesize(root: str | os.PathLike, items: int = 200, seed: int = 0, size: i
     write_json_atomic(root / STAMP_DIR / f"{STAGE}.started.json", {"stage": STAGE, "options": options})
     n_jobs = jobs or default_jobs()
     chunk = max(1, min(25, -(-items // (4 * n_jobs))))
-    tasks = [(str(root), seed, size, list(range(a, min(items, a + chunk)))) for a in range(0, items, chunk)]
+    tasks = [(str(root), seed, size, list(range(a, min(items, a + chunk))), float(hard_cases))
+             for a in range(0, items, chunk)]
     rows: list[dict] = []
     with progress(total=items, desc="synth", unit="item") as bar:
         for res in run_jobs(_render_chunk, tasks, jobs=n_jobs):
@@ -193,8 +225,9 @@ def synthesize(root: str | os.PathLike, items: int = 200, seed: int = 0, size: i
     counts = frame["kind"].value_counts()
     summary = {
         "items": items, "images": len(frame),
-        "distractors": int((frame["kind"] != "person").sum()),
-        "kinds": {k: int(counts.get(k, 0)) for k in ("person", "two_people", "cut_off", "close_up")},
+        "distractors": int(((frame["complete"] == 0) | (frame["persons"] != 1)).sum()),
+        "kinds": {k: int(counts.get(k, 0)) for k in KINDS
+                  if k in ("person", "two_people", "cut_off", "close_up") or counts.get(k, 0)},
         "train_items": int(frame.loc[frame["status"] == "train", "item_id"].nunique()),
         "test_items": int(frame.loc[frame["status"] != "train", "item_id"].nunique()),
         "query": int((frame["status"] == "query").sum()),

@@ -215,19 +215,13 @@ class ISHead:
 
 
 def _read_head(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
-    from pgtrain.checkpoint import load_failure, npz_failure
+    from pgtrain.checkpoint import safe_npz_load, safe_torch_load
 
+    # both bounded in bytes before anything is unpacked, and never unpickling code
     if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                state = {k: torch.from_numpy(z[k]) for k in z.files}
-        except Exception as exc:  # noqa: BLE001 - any failure of an untrusted file; our words, its name
-            raise PgkitError(path, f"IS weights: {npz_failure(exc)}") from None
+        state = {k: torch.from_numpy(v) for k, v in safe_npz_load(path, what="IS weights").items()}
     else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any failure of an untrusted file
-            raise PgkitError(path, f"not a TorchScript classifier, state dict or .npz: {load_failure(exc)}") from None
+        state = safe_torch_load(path, what="IS weights")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):

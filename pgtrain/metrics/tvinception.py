@@ -107,10 +107,9 @@ class InceptionV3Features:
         self.chunk = chunk
         tvm = torchvision_models()
         net = tvm.inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=False)
-        try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - an untrusted file: our words, its name
-            raise PgkitError(self.path, f"not a torch state dict ({type(exc).__name__}: {exc})"[:300]) from None
+        from pgtrain.checkpoint import safe_torch_load
+
+        state = safe_torch_load(self.path, what="Inception-v3 weights")   # bounded, weights_only
         if not isinstance(state, dict):
             raise PgkitError(self.path, "expected a state dict of torchvision's Inception-v3")
         try:
