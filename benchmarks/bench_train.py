@@ -28,15 +28,27 @@ PRESETS = ("g1", "pg2", "triplet", "wgan-triplet", "pg2-official")
 GPU_TFLOPS = 790.0 * 0.40  # assumed: an H200's measured bf16 peak at issue 14's 40 % MFU goal
 
 
-def _batch(size: int, b: int, device):
+def random_batch(size: int, b: int, device, g=None) -> dict:
+    """A device batch of noise shaped as PairDataset's (condition, target, pose in [-1, 1], a
+    0/1 mask), drawn from `g` (default: a generator seeded 0). gpu_check uses it too."""
     import torch
 
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(0) if g is None else g
     h = w = size
     return {"condition": torch.rand(b, 3, h, w, generator=g).mul(2).sub(1).to(device),
             "target": torch.rand(b, 3, h, w, generator=g).mul(2).sub(1).to(device),
             "pose": torch.rand(b, 18, h, w, generator=g).mul(2).sub(1).to(device),
             "mask": (torch.rand(b, 1, h, w, generator=g) > 0.5).float().to(device)}
+
+
+def count_flops(step) -> float:
+    """FLOPs of one call of `step` (torch.utils.flop_counter; on meta tensors, shapes only).
+    gpu_check uses it too."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc:
+        step()
+    return float(fc.get_total_flops())
 
 
 def _trainer(preset: str, size: int, channels: int, batch: int, device, **kw):
@@ -57,12 +69,8 @@ def _step_fn(tr, preset: str, b: dict):
 
 def flops_per_step(preset: str, size: int, channels: int, batch: int) -> float:
     """FLOPs of one training step (Stage 1 for g1, Stage 2 otherwise), counted on meta."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     tr, _ = _trainer(preset, size, channels, batch, "meta")
-    with FlopCounterMode(display=False) as fc:
-        _step_fn(tr, preset, _batch_meta(size, batch))()
-    return float(fc.get_total_flops())
+    return count_flops(_step_fn(tr, preset, _batch_meta(size, batch)))
 
 
 def _batch_meta(size: int, b: int):
@@ -83,7 +91,7 @@ def measure_one(cfg: dict) -> dict:
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tr, _ = _trainer(cfg["preset"], cfg["size"], cfg["channels"], cfg["batch"], "cpu",
                      channels_last=cfg.get("channels_last", True))
-    b = _batch(cfg["size"], cfg["batch"], "cpu")
+    b = random_batch(cfg["size"], cfg["batch"], "cpu")
     step = _step_fn(tr, cfg["preset"], b)
     if cfg.get("compile"):
         tr.compile()

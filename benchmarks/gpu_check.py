@@ -43,8 +43,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
 
 import torch  # noqa: E402
+from bench_train import count_flops, random_batch  # noqa: E402  (the same noise and FLOP count)
 
 PRESET_ROWS = (("g1", 4), ("g1", 16), ("pg2", 4), ("triplet", 4), ("wgan-triplet", 4),
                ("pg2-official", 4), ("pg2-official", 1))
@@ -224,11 +226,7 @@ class Batches:
                 stream = BatchStream(ds, batch, 0, DistInfo())
                 return [to_device_batch(next(stream), dev, **pose_options(ds)) for _ in range(n)]
         g = torch.Generator().manual_seed(0)
-        return [{"condition": torch.rand(batch, 3, s, s, generator=g).mul(2).sub(1).to(dev),
-                 "target": torch.rand(batch, 3, s, s, generator=g).mul(2).sub(1).to(dev),
-                 "pose": torch.rand(batch, 18, s, s, generator=g).mul(2).sub(1).to(dev),
-                 "mask": (torch.rand(batch, 1, s, s, generator=g) > 0.5).float().to(dev)}
-                for _ in range(n)]
+        return [random_batch(s, batch, dev, g) for _ in range(n)]
 
 
 def _step_fn(tr, o, batches: list[dict], stage: int):
@@ -252,14 +250,6 @@ def _time(step, n: int, warmup: int, device: torch.device) -> float:
         step()
     _sync(device)
     return (time.perf_counter() - t0) / n
-
-
-def _flops(step) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as fc:
-        step()
-    return float(fc.get_total_flops())
 
 
 # ---------------------------------------------------------------- measurements
@@ -286,7 +276,7 @@ def measure_preset(t: Table, cfg: Config, data: Batches, preset: str, batch: int
     t.set(f"step time {tag}", dt * 1000, "ms", f"{what}, {cfg.size}px w{cfg.channels}, {amp}, mean of {n}"
           + ("" if data.shards is not None else ", random batches (no shards)"))
     t.set(f"samples/s {tag}", pairs / dt, "pairs/s", f"{pairs} pairs a step")
-    flops = _flops(step)
+    flops = count_flops(step)
     t.set(f"flops/step {tag}", flops / 1e12, "TFLOP", "FlopCounterMode on one real step (fwd + bwd)")
     if cfg.peak_tflops:
         t.set(f"MFU {tag}", 100 * flops / dt / (cfg.peak_tflops * 1e12), "%", f"of {cfg.peak_tflops:.0f} TFLOP/s")

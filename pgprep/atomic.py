@@ -162,8 +162,30 @@ _MAX_MARKED_JSON = 64 << 20
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+def png_text_chunk(key: bytes, text: bytes) -> bytes:
+    """A PNG tEXt chunk `key` NUL `text` (length, type, data, CRC)."""
+    data = key + b"\0" + text
+    return struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data) & 0xFFFFFFFF)
+
+
+def add_png_text(png: bytes, key: bytes, text: bytes) -> bytes:
+    """The PNG with a tEXt chunk inserted right after IHDR (signature 8 + IHDR chunk 25
+    bytes): the one place pgkit writes PNG text (its mark, the masks' record)."""
+    return png[:33] + png_text_chunk(key, text) + png[33:]
+
+
+def png_texts(head: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(key, text) of each tEXt chunk before the image data of PNG bytes (or their first
+    part: a chunk cut by the end of `head` yields what is there)."""
+    i = 8
+    while i + 8 <= len(head):
+        n, kind = struct.unpack(">I4s", head[i:i + 8])
+        if kind in (b"IDAT", b"IEND"):
+            return
+        if kind == b"tEXt":
+            key, _, text = head[i + 8:i + 8 + n].partition(b"\0")
+            yield key, text
+        i += 12 + n
 
 
 def mark_image(data: bytes, what: str = "pgkit") -> bytes:
@@ -173,7 +195,7 @@ def mark_image(data: bytes, what: str = "pgkit") -> bytes:
     if not text.startswith(MARK_PREFIX):
         raise ValueError(f"a mark starts with 'pgkit', got {what!r}")
     if data[:8] == _PNG_SIG:  # a tEXt chunk right after IHDR (signature 8 + IHDR 25 bytes)
-        return data[:33] + _png_chunk(b"tEXt", PNG_MARK_KEY + b"\0" + text) + data[33:]
+        return add_png_text(data, PNG_MARK_KEY, text)
     if data[:2] == b"\xff\xd8":  # a comment segment (COM) right after the start-of-image marker
         return data[:2] + b"\xff\xfe" + struct.pack(">H", len(text) + 2) + text + data[2:]
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and data[12:16] in (b"VP8 ", b"VP8L"):
@@ -200,15 +222,7 @@ def _webp_with_xmp(data: bytes, text: bytes) -> bytes:
 
 def _has_image_mark(head: bytes) -> bool:
     if head[:8] == _PNG_SIG:
-        i = 8
-        while i + 8 <= len(head):
-            n, kind = struct.unpack(">I", head[i:i + 4])[0], head[i + 4:i + 8]
-            if kind in (b"IDAT", b"IEND"):
-                return False
-            if kind == b"tEXt" and head[i + 8:i + 8 + n].startswith(PNG_MARK_KEY + b"\0" + MARK_PREFIX):
-                return True
-            i += 12 + n
-        return False
+        return any(key == PNG_MARK_KEY and text.startswith(MARK_PREFIX) for key, text in png_texts(head))
     if head[:2] == b"\xff\xd8":
         i = 2
         while i + 4 <= len(head) and head[i] == 0xFF and head[i + 1] not in (0xD9, 0xDA):

@@ -46,7 +46,7 @@ import numpy as np
 
 from pgprep import formats, imageio, skeleton
 from pgprep.errors import PgkitError
-from pgprep.parallel import BACKENDS, default_jobs, run_jobs
+from pgprep.parallel import BACKENDS, THREADS, default_jobs, run_jobs
 
 ESTIMATORS = ("mediapipe",)
 INSTALL = 'pip install "pgkit[pose]" && pip install --no-deps mediapipe==0.10.21'
@@ -67,7 +67,7 @@ MIN_VISIBILITY = 0.3      # landmarks less likely visible than this are reported
 CANDIDATES = 6            # detector candidates (after NMS) given to the landmark model
 SAME_PERSON_OVERLAP = 0.6  # body-box overlap (of the smaller box) above which two are one person
 PASS_MODES = ("auto", "always", "never")  # refinement run and second detector pass: on doubt, always, never
-DOUBT_FLAG = 0.9          # refine a landmark run whose pose flag is below this ...
+DOUBT_FLAG = 0.99         # refine a landmark run whose pose flag is below this ...
 DOUBT_ROI = 0.1           # ... or whose own ROI moved (centre / side, |log side ratio|) by more
 DOUBT_UNCOVERED = 0.01    # second pass if uncovered foreground forms a blob > this of the image
 DOUBT_GRID = 64           # the uncovered-foreground test runs on the image shrunk to this long side
@@ -453,14 +453,15 @@ def estimate_poses(root, out, estimator: str = "mediapipe", jobs: int | None = N
                    min_detection: float = MIN_DETECTION, min_presence: float = 0.5, max_people: int = 4,
                    min_visibility: float = MIN_VISIBILITY, second_pass: str | bool = "auto",
                    refine: str | bool = "auto", threads: int = 1, limit: int | None = None,
-                   backend: str = "loky", scheduler: str | None = None,
+                   backend: str = THREADS, scheduler: str | None = None,
                    cluster_options: dict | None = None) -> dict:
     """Run BlazePose on every image under ROOT/img; write OUT/<tree>/<stem>_keypoints.json.
 
     Resumable: images whose JSON exists are skipped. Returns counts: images, done, skipped,
     failed (unreadable images, listed in `errors`), people, with_person.
-    `backend`/`scheduler`/`cluster_options` as for `pgprep.parallel.run_jobs` (loky, or dask:
-    every worker must see ROOT and OUT at the same paths); the JSON is the same bytes on both.
+    `backend`/`scheduler`/`cluster_options` as for `pgprep.parallel.run_jobs`: threads (of this
+    process; the model runs release the GIL), loky (processes), or dask (every worker must see
+    ROOT and OUT at the same paths); the JSON is the same bytes on all three.
     """
     if estimator not in ESTIMATORS:
         raise PgkitError(None, f"unknown estimator {estimator!r}; available: {', '.join(ESTIMATORS)}")
@@ -480,7 +481,8 @@ def estimate_poses(root, out, estimator: str = "mediapipe", jobs: int | None = N
     opts = (float(min_detection), float(min_presence), int(max_people), float(min_visibility),
             pass_mode(second_pass), pass_mode(refine), int(threads))
     n_jobs = jobs if jobs is not None else default_jobs()
-    chunk = max(1, min(64, len(todo) // max(1, 4 * n_jobs)))
+    # small chunks keep every worker busy to the end; processes need larger ones (pickling)
+    chunk = max(1, min(64, len(todo) // max(1, (32 if backend == THREADS else 4) * n_jobs)))
     chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
     bar = progress(total=len(todo), desc="pose", unit="img")
     for res in run_jobs(functools.partial(_estimate_chunk, opts=opts), chunks, jobs=n_jobs, backend=backend,
@@ -505,9 +507,10 @@ def estimate_poses(root, out, estimator: str = "mediapipe", jobs: int | None = N
 @click.option("--estimator", type=click.Choice(ESTIMATORS), default="mediapipe", show_default=True,
               help="Pose estimator.")
 @click.option("--jobs", type=int, default=None,
-              help="Worker processes (default: all cores; workers for a local dask cluster).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="loky", show_default=True,
-              help="joblib backend: loky (this machine) or dask (dask.distributed cluster).")
+              help="Parallel workers (default: all cores; workers for a local dask cluster).")
+@click.option("--backend", type=click.Choice((THREADS, *BACKENDS)), default=THREADS, show_default=True,
+              help="threads (of this process: no worker start-up), loky (processes on this machine) "
+                   "or dask (a dask.distributed cluster); the same JSON bytes on each.")
 @click.option("--scheduler", default=None, metavar="ADDR",
               help="dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster).")
 @click.option("--threads", type=int, default=1, show_default=True,
@@ -525,7 +528,7 @@ def estimate_poses(root, out, estimator: str = "mediapipe", jobs: int | None = N
 @click.option("--no-second-pass", "second_pass", flag_value="never", hidden=True)
 @click.option("--refine", type=click.Choice(PASS_MODES), default="auto", show_default=True,
               help="Rerun the landmark model in its own ROI: auto = only when the first run is "
-                   "unsure (pose flag < 0.9 or the ROI moved by > 10 %). `--refine always "
+                   "unsure (pose flag < 0.99 or the ROI moved by > 10 %). `--refine always "
                    "--second-pass always` is pgkit 0.1.0's slower behaviour, the same bytes.")
 @click.option("--max-people", type=int, default=4, show_default=True, help="People per image at most.")
 @click.option("--limit", type=int, default=None, help="Only the first N images (sorted), for a trial.")

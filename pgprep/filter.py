@@ -21,7 +21,10 @@ Rules, in the order applied (all thresholds are options of `run_filter` and the 
   5. complete: the required body parts are present (`require`, default `torso,legs`: two of
      the shoulders and hips, and a knee or an ankle) and at least `min_joints` of the 18; a
      joint within `border_frac` of the image's side from its border counts only when it
-     scores at least `border_min_score` (estimators park unseen joints on the border);
+     scores at least `border_min_score` (estimators park unseen joints on the border), as
+     does a knee with no ankle and less than `knee_room` thighs of photo below it; legs no
+     joint shows count as hidden (a gown) when the photo reaches `leg_room` torso lengths
+     below the hips (`hidden_legs`);
   6. not a close-up: shoulder width at most `max_shoulder_frac` of the image width;
   7. not a small skeleton: head to lowest joint at least `min_height_frac` of the image height.
 """
@@ -84,8 +87,8 @@ class Thresholds:
     knee_room: float = 1.5          # a knee without an ankle needs this many thighs of photo below it,
                                     # else a score >= border_min_score (frames cut just above the knees)
     hidden_legs: str = "room"       # legs missing but hidden, not cut: "no" | "room" | "hem" (HIDDEN_LEGS)
-    leg_room: float = 1.4           # ... the photo (room) and the figure (hem) reach this many torso
-                                    # lengths below the hips
+    leg_room: float = 1.6           # ... the photo (room) and the figure (hem) reach this many torso
+                                    # lengths below the hips (a standing person's ankles: ~1.7)
 
 
 # How legs that no joint shows may still count (a floor-length gown hides them; a frame cut at
@@ -740,10 +743,10 @@ def content_boxes(root: Path) -> dict[str, tuple[float, float, float, float]]:
     except (FileNotFoundError, ValueError, pd.errors.ParserError):
         return {}
     boxes = {}
-    for r in rec.itertuples():  # the box ingest made: the one letterbox definition, from the recorded sizes
+    for r in rec.itertuples():  # the box ingest recorded, read through the one letterbox definition
         try:
-            boxes[r.image] = geometry.Letterbox.fit((int(r.orig_height), int(r.orig_width)),
-                                                    (int(r.height), int(r.width))).box
+            boxes[r.image] = geometry.Letterbox.from_record((r.orig_height, r.orig_width), (r.height, r.width),
+                                                            r.scale, r.pad_x, r.pad_y).box
         except (TypeError, ValueError, ZeroDivisionError):
             continue  # a damaged row: the image is judged on its whole frame
     return boxes

@@ -20,7 +20,7 @@ from pgprep import skeleton
 from pgprep.atomic import write_text_atomic
 from pgprep.errors import PgkitError, UnsafePickleError
 
-# Resource limits on keypoint sources (README, "Reliability"). A keypoint file is small; these
+# Resource limits on keypoint sources (docs/reliability.md). A keypoint file is small; these
 # bound what a hostile one can make us read or build, far above any real file.
 MAX_JSON_BYTES = 16 << 20        # one OpenPose JSON file (a 100-person file is ~30 KB)
 MAX_CSV_BYTES = 1 << 30          # a PATN annotation CSV (DeepFashion's: ~10 MB)
@@ -110,29 +110,13 @@ def read_openpose_json(path: str | os.PathLike) -> list[np.ndarray]:
     return read_openpose_people(path)[0]
 
 
-def _coco18(arr: np.ndarray, offframe: bool) -> np.ndarray:
-    """54 (COCO-18) or 75 (BODY_25) OpenPose values -> (18, 3); score <= 0 is missing.
-
-    With `offframe`, a detected joint (score > 0) keeps negative coordinates, so the filter can
-    judge it by its frame margin; otherwise the canonical form (skeleton.clean) is returned.
-    """
-    if arr.size == 54:
-        kp = arr.reshape(18, 3).astype(np.float32)
-    elif arr.size == 75:
-        kp = arr.reshape(25, 3)[skeleton.BODY25_TO_COCO18].astype(np.float32)
-    else:
-        raise ValueError(f"pose_keypoints_2d has {arr.size} values; expected 54 (COCO-18) or 75 (BODY_25)")
-    kp[kp[:, 2] <= 0] = (skeleton.MISSING, skeleton.MISSING, 0.0)
-    return kp if offframe else skeleton.clean(kp)
-
-
 def read_openpose_people(path: str | os.PathLike, offframe: bool = False) -> tuple[list[np.ndarray], str]:
     """(skeletons, kind) where kind is 'COCO-18', 'BODY_25' or 'empty' (no people).
 
     Raises PgkitError on unreadable/malformed files (also: integers too large for a float,
     nesting too deep, files over MAX_JSON_BYTES), on a keypoint list of another length and on
     non-finite or huge values (beyond ±MAX_COORD), which would otherwise silently become
-    missing joints. `offframe`: see `_coco18`.
+    missing joints. `offframe`: see `skeleton.from_openpose_list`.
     """
     _check_size(path, MAX_JSON_BYTES, "OpenPose JSON")
     try:
@@ -154,7 +138,7 @@ def read_openpose_people(path: str | os.PathLike, offframe: bool = False) -> tup
             raise PgkitError(path, f"people[{i}] has no pose_keypoints_2d list")
         try:
             arr = _numbers(vals, f"people[{i}]")
-            out.append(_coco18(arr, offframe))
+            out.append(skeleton.from_openpose_list(arr, offframe))
         except ValueError as exc:
             msg = str(exc)
             raise PgkitError(path, msg if f"people[{i}]" in msg else f"people[{i}]: {msg}") from None
@@ -430,7 +414,7 @@ def pose_from_pickle_value(value) -> tuple[np.ndarray, int]:
 def read_pose_pickle(path: str | os.PathLike) -> tuple[dict[str, tuple[np.ndarray, int]], dict[str, str]]:
     """A PG²-style pickle: dict image-name -> pose. Returns ({name: (kp, persons)}, {name: error}).
 
-    Bounded (README, "Reliability"): files over PICKLE_MAX_BYTES are refused unread; an entry
+    Bounded (docs/reliability.md): files over PICKLE_MAX_BYTES are refused unread; an entry
     nested deeper than PICKLE_MAX_DEPTH or larger than PICKLE_MAX_RECORD_ELEMENTS (shared
     references counted each time they are reached) is a per-entry error; accepted entries
     together above PICKLE_MAX_TOTAL_ELEMENTS refuse the whole file (PgkitError).

@@ -336,8 +336,20 @@ class Letterbox:
     def fit(cls, src: tuple[int, int], dst: tuple[int, int]) -> Letterbox:
         (h, w), (H, W) = (int(v) for v in src), (int(v) for v in dst)  # noqa: N806
         scale = min(H / h, W / w)
-        nw, nh = min(W, max(1, round(w * scale))), min(H, max(1, round(h * scale)))
+        nh, nw = cls._scaled(src, dst, scale)
         return cls((h, w), (H, W), scale, nh, nw, (W - nw) // 2, (H - nh) // 2)
+
+    @classmethod
+    def from_record(cls, src: tuple[int, int], dst: tuple[int, int], scale: float, pad_x: int,
+                    pad_y: int) -> Letterbox:
+        """The letterbox a record (ROOT/ingest.csv: original size, size, scale, pads) describes."""
+        nh, nw = cls._scaled(src, dst, float(scale))
+        return cls((int(src[0]), int(src[1])), (int(dst[0]), int(dst[1])), float(scale), nh, nw, int(pad_x), int(pad_y))
+
+    @staticmethod
+    def _scaled(src: tuple[int, int], dst: tuple[int, int], scale: float) -> tuple[int, int]:
+        (h, w), (H, W) = src, dst  # noqa: N806
+        return min(int(H), max(1, round(int(h) * scale))), min(int(W), max(1, round(int(w) * scale)))
 
     @property
     def identity(self) -> bool:

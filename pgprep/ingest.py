@@ -609,7 +609,9 @@ def run_ingest(photos, root, *, size="256", items=None, test_fraction: float = 0
                 if prev and prev.get("image") == c["image"] and prev.get("out") and here.get(c["image"]) == prev["out"]:
                     rec = prev["record"]
                     out.sha[c["image"]] = prev["out"]
-                    out.stat[c["image"]] = prev.get("out_stat")
+                    # a journal of an older pgkit has no stat: take it now (the sha256 was just checked)
+                    out.stat[c["image"]] = prev.get("out_stat") or list(
+                        _stat_key(os.stat(root / c["image"], follow_symlinks=False)))
                     reused += 1
                 else:
                     if "jpeg" not in c:  # finished earlier under another name or its output is gone

@@ -23,8 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
-import zlib
 from pathlib import Path, PurePosixPath
 
 import click
@@ -90,27 +88,18 @@ def mask_record(kp: np.ndarray, size: tuple[int, int], radius: int, close: int,
 
 def add_record(png: bytes, record: dict) -> bytes:
     """The PNG with a tEXt chunk holding `record` inserted right after IHDR."""
-    data = RECORD_KEY + b"\0" + json.dumps(record, sort_keys=True).encode("ascii")
-    chunk = struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
-    return png[:33] + chunk + png[33:]  # 8-byte signature + 25-byte IHDR chunk
+    return atomic.add_png_text(png, RECORD_KEY, json.dumps(record, sort_keys=True).encode("ascii"))
 
 
 def read_record(png: bytes) -> dict | None:
     """The record of a mask PNG (its bytes, or at least the first few hundred), or None."""
-    pos = 8
-    while pos + 8 <= len(png):
-        n, kind = struct.unpack(">I4s", png[pos:pos + 8])
-        if kind in (b"IDAT", b"IEND"):
-            return None
-        if kind == b"tEXt":
-            key, _, text = png[pos + 8:pos + 8 + n].partition(b"\0")
-            if key == RECORD_KEY:
-                try:
-                    rec = json.loads(text)
-                except (ValueError, UnicodeDecodeError):
-                    return None
-                return rec if isinstance(rec, dict) else None
-        pos += 12 + n
+    for key, text in atomic.png_texts(png):
+        if key == RECORD_KEY:
+            try:
+                rec = json.loads(text)
+            except (ValueError, UnicodeDecodeError):
+                return None
+            return rec if isinstance(rec, dict) else None
     return None
 
 

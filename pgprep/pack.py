@@ -30,7 +30,6 @@ from pgprep import shards as shard_format
 from pgprep.atomic import (
     STAMP_DIR,
     atomic_path,
-    file_sha256,
     fingerprint,
     is_up_to_date,
     mark_done,
@@ -254,7 +253,7 @@ def pack_shard(job: ShardJob) -> dict:
     return {**entry, "removed": removed}
 
 
-def _complete(out_dir: Path, job: ShardJob) -> dict | None:
+def _complete(out_dir: Path, job: ShardJob, held: dict) -> dict | None:
     """The sidecar of a shard a previous run finished with the same inputs, if its hash holds."""
     side = out_dir / SIDECARS / (job.file + ".json")
     try:
@@ -266,9 +265,23 @@ def _complete(out_dir: Path, job: ShardJob) -> dict | None:
         return None
     if "quick_sha256" not in rec:  # made by an older pgkit: rewrite it
         return None
-    if path.stat().st_size != rec.get("bytes") or file_sha256(path) != rec.get("sha256"):
+    if not _holds(path, rec, held):
         return None
     return {k: rec[k] for k in ENTRY_KEYS + ("removed",)}
+
+
+def _holds(path: Path, entry: dict, held: dict) -> bool:
+    """`shards.check_shard_file(full=True)` as yes / no, remembered in `held` by file and
+    recorded size and digests: the up-to-date check (index.json) and the resume check (the
+    sidecars, which record the same) ask about the same shards, and each is read once."""
+    key = (path.name, entry.get("bytes"), entry.get("sha256"), entry.get("quick_sha256"))
+    if key not in held:
+        try:
+            shard_format.check_shard_file(path, entry, full=True)
+            held[key] = True
+        except (PgkitError, KeyError, TypeError, ValueError):  # also a sidecar missing a field
+            held[key] = False
+    return held[key]
 
 
 ENTRY_KEYS = ("file", "split", "pairs", "images", "bytes", "sha256", "quick_sha256")
@@ -278,15 +291,21 @@ def _is_our_temp(filename: str) -> bool:
     return target is not None and (target == shard_format.INDEX or bool(shard_format.SHARD_FILE.fullmatch(target)))
 
 
-def _recorded_shards(out_dir: Path) -> set[str]:
-    """Shard files pgkit recorded in `out_dir`: listed by its index.json or by a sidecar."""
-    names = set()
+def _own_index(out_dir: Path) -> dict | None:
+    """index.json as plain JSON when pgkit wrote it (its format, any version), else None."""
     try:
         doc = json.loads((out_dir / shard_format.INDEX).read_text())
     except (OSError, ValueError):
-        doc = None
-    if isinstance(doc, dict) and doc.get("format") == shard_format.FORMAT and isinstance(doc.get("shards"), list):
-        names |= {e.get("file") for e in doc["shards"] if isinstance(e, dict)}
+        return None
+    return doc if isinstance(doc, dict) and doc.get("format") == shard_format.FORMAT else None
+
+
+def _recorded_shards(out_dir: Path, index: dict | None) -> set[str]:
+    """Shard files pgkit recorded in `out_dir`: listed by its index.json (`index`, as
+    `_own_index` reads it) or by a sidecar."""
+    names = set()
+    if index is not None and isinstance(index.get("shards"), list):
+        names |= {e.get("file") for e in index["shards"] if isinstance(e, dict)}
     for side in (out_dir / SIDECARS).glob("*.h5.json"):
         try:
             rec = json.loads(side.read_text())
@@ -297,21 +316,20 @@ def _recorded_shards(out_dir: Path) -> set[str]:
     return {n for n in names if isinstance(n, str) and shard_format.SHARD_FILE.fullmatch(n)}
 
 
-def _check_output_dir(out_dir: Path) -> set[str]:
+def _check_output_dir(out_dir: Path, index: dict | None = None) -> set[str]:
     """Refuse an output folder holding anything pgkit did not write there (so nothing of the
-    user's is overwritten or deleted); returns the shards pgkit recorded in it."""
+    user's is overwritten or deleted); returns the shards pgkit recorded in it. `index`:
+    index.json as already read and validated (`shards.read_index`), if it was."""
     if out_dir.exists() and not out_dir.is_dir():
         raise PgkitError(out_dir, "exists and is not a folder")
     if not out_dir.exists():
         return set()
-    recorded = _recorded_shards(out_dir)
-    index = out_dir / shard_format.INDEX
+    if index is None:
+        index = _own_index(out_dir)
+    recorded = _recorded_shards(out_dir, index)
     ours = recorded | {STAMP_DIR}
-    try:
-        if index.exists() and json.loads(index.read_text()).get("format") == shard_format.FORMAT:
-            ours.add(shard_format.INDEX)
-    except (OSError, ValueError, AttributeError):
-        pass
+    if index is not None:
+        ours.add(shard_format.INDEX)
     foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in ours and not _is_our_temp(p.name))
     if foreign:
         more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
@@ -321,20 +339,24 @@ def _check_output_dir(out_dir: Path) -> set[str]:
     return recorded
 
 
-def _index_matches(out_dir: Path, jobs_list: list) -> bool:
-    """index.json is valid, lists exactly the planned shards, and every shard still has its
-    recorded size and sha256 (a full re-hash: ~1.1 s a GiB)."""
+def _valid_index(out_dir: Path) -> dict | None:
+    """index.json read and validated (`shards.read_index`), or None."""
     try:
-        index = shard_format.read_index(out_dir)
+        return shard_format.read_index(out_dir)
     except PgkitError:
-        return False
-    if [e["file"] for e in index["shards"]] != [j.file for j in jobs_list]:
+        return None
+
+
+def _index_matches(out_dir: Path, index: dict | None, jobs_list: list, held: dict) -> bool:
+    """`index` (index.json, validated) lists exactly the planned shards, and every shard still
+    has its recorded size and digests (a full re-hash, remembered in `held`: ~1.1 s a GiB)."""
+    if index is None or [e["file"] for e in index["shards"]] != [j.file for j in jobs_list]:
         return False
     for e in index["shards"]:
         path = out_dir / e["file"]
+        if not _holds(path, e, held):
+            return False
         try:
-            if path.stat().st_size != e.get("bytes") or file_sha256(path) != e["sha256"]:
-                return False
             shard_format.open_shard(path).close()   # links / external storage: not ours, redo it
         except (OSError, PgkitError):
             return False
@@ -387,18 +409,19 @@ def run_pack(work: str | os.PathLike, shards: str | os.PathLike, layout: str = "
             jobs_list.append(job)
     fp = fingerprint([], {"shards": [j.fingerprint for j in jobs_list], "version": __version__})
     outputs = [out_dir / shard_format.INDEX] + [out_dir / j.file for j in jobs_list]
-    if not force and is_up_to_date(out_dir, STAGE, fp, outputs) and _index_matches(out_dir, jobs_list):
-        index = shard_format.read_index(out_dir)
+    held: dict = {}  # each shard's full check, made once (`_holds`)
+    index = None if force or not is_up_to_date(out_dir, STAGE, fp, outputs) else _valid_index(out_dir)
+    if index is not None and _index_matches(out_dir, index, jobs_list, held):
         return _summary(index, written=0, skipped=len(jobs_list), up_to_date=True)
 
-    recorded = _check_output_dir(out_dir)
+    recorded = _check_output_dir(out_dir, index)
     out_dir.mkdir(parents=True, exist_ok=True)
     for tmp in out_dir.iterdir():  # left behind by a killed run (pgkit's temporary names only)
         if _is_our_temp(tmp.name) and tmp.is_file():
             tmp.unlink(missing_ok=True)
     done, todo = {}, []
     for job in jobs_list:
-        rec = None if force else _complete(out_dir, job)
+        rec = None if force else _complete(out_dir, job, held)
         if rec is None:
             todo.append(job)
         else:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import struct
-import zlib
 from pathlib import Path
 
 import click
@@ -18,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pgprep import draw, skeleton
-from pgprep.atomic import write_bytes_atomic
+from pgprep.atomic import PNG_MARK_KEY, mark_image, png_text_chunk, write_bytes_atomic
 from pgprep.deepfashion import check_relative
 from pgprep.errors import PgkitError
 from pgprep.geometry import Crop, body_mask, encode_png, read_mask, read_rgb
@@ -108,30 +106,27 @@ def contact_sheet(work: str | os.PathLike, n: int = 8, split: str = "both", seed
     return draw.grid(rows, col_labels=COLUMNS, row_labels=labels)
 
 
-# Written into every sheet as a PNG tEXt chunk right after IHDR: `-o` may replace a file only
-# when it carries this mark (a sheet pgkit wrote before), or with --force when it is not an input.
-MARK_KEY, MARK_VALUE = b"Software", b"pgkit preview"
+# Written into every sheet as a PNG tEXt chunk right after IHDR (`atomic.mark_image`): `-o` may
+# replace a file only when it carries this mark (a sheet pgkit wrote before), or with --force
+# when it is not an input.
+MARK_KEY, MARK_VALUE = PNG_MARK_KEY, b"pgkit preview"
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
 def mark_png(png: bytes) -> bytes:
     """Insert the pgkit-preview tEXt chunk after IHDR (signature 8 + IHDR chunk 25 bytes)."""
-    return png[:33] + _chunk(b"tEXt", MARK_KEY + b"\0" + MARK_VALUE) + png[33:]
+    return mark_image(png, MARK_VALUE.decode())
 
 
 def is_pgkit_preview(path: str | os.PathLike) -> bool:
-    """True if `path` is a PNG carrying the mark `mark_png` writes."""
+    """True if `path` is a PNG carrying the mark `mark_png` writes (as its first chunk after IHDR)."""
+    mark = png_text_chunk(MARK_KEY, MARK_VALUE)[:-4]  # all but the CRC
     try:
         with open(path, "rb") as f:
-            head = f.read(33 + 12 + len(MARK_KEY) + 1 + len(MARK_VALUE))
+            head = f.read(33 + len(mark))
     except OSError:
         return False
-    return head.startswith(_PNG_SIG) and head[33:].startswith(
-        _chunk(b"tEXt", MARK_KEY + b"\0" + MARK_VALUE)[:8 + len(MARK_KEY) + 1 + len(MARK_VALUE)])
+    return head.startswith(_PNG_SIG) and head[33:] == mark
 
 
 def check_output(output: Path, work: Path, force: bool = False) -> None:

@@ -123,18 +123,20 @@ def to_openpose_list(kp: np.ndarray) -> list[float]:
     return [round(float(v), 3) for v in out.reshape(-1)]
 
 
-def from_openpose_list(values) -> np.ndarray:
-    """OpenPose `pose_keypoints_2d` (COCO-18: 54 values, BODY_25: 75) -> COCO-18."""
+def from_openpose_list(values, offframe: bool = False) -> np.ndarray:
+    """OpenPose `pose_keypoints_2d` (COCO-18: 54 values, BODY_25: 75) -> COCO-18 (18, 3);
+    score <= 0 is missing. With `offframe`, a detected joint (score > 0) keeps negative
+    coordinates, so the filter can judge it by its frame margin; otherwise the canonical
+    form (`clean`) is returned."""
     arr = np.asarray(values, dtype=np.float32).reshape(-1)
     if arr.size == 54:
         kp = arr.reshape(18, 3).copy()
     elif arr.size == 75:
-        kp = from_body25(arr.reshape(25, 3))
+        kp = arr.reshape(25, 3)[BODY25_TO_COCO18]  # every COCO-18 joint has a BODY_25 one
     else:
         raise ValueError(f"pose_keypoints_2d has {arr.size} values; expected 54 (COCO-18) or 75 (BODY_25)")
-    missing = kp[:, 2] <= 0
-    kp[missing] = (MISSING, MISSING, 0.0)
-    return clean(kp)
+    kp[kp[:, 2] <= 0] = (MISSING, MISSING, 0.0)
+    return kp if offframe else clean(kp)
 
 
 def bbox(kp: np.ndarray) -> tuple[float, float, float, float] | None:

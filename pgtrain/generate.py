@@ -23,7 +23,16 @@ from pgprep.atomic import check_user_output, mark_image, write_bytes_atomic
 from pgprep.cliutil import debug_option
 from pgprep.errors import PgkitError
 from pgprep.formats import read_openpose_json, read_patn_csv
-from pgprep.geometry import DEFAULT_POSE, Letterbox, normalise, parse_hw, pose_maps, read_rgb
+from pgprep.geometry import (
+    DEFAULT_POSE,
+    Letterbox,
+    encode_jpeg,
+    encode_png,
+    normalise,
+    parse_hw,
+    pose_maps,
+    read_rgb,
+)
 from pgtrain.dist import default_device
 from pgtrain.nets._common import as_hw
 
@@ -188,13 +197,18 @@ def output_format(path: Path) -> str:
 
 
 def save_image(path: Path, img: np.ndarray) -> None:
-    """Write uint8 RGB in the format the extension names (JPEG quality 95, lossless WebP), atomically."""
+    """Write uint8 RGB in the format the extension names, marked as pgkit's, atomically: PNG
+    and JPEG (quality 95) through pgprep.geometry's encoders (as `draw.save_png`), WebP lossless."""
     ext = output_format(path)
-    params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".webp": [cv2.IMWRITE_WEBP_QUALITY, 101], ".png": []}[ext]
-    ok, buf = cv2.imencode(ext, cv2.cvtColor(draw.to_uint8(img), cv2.COLOR_RGB2BGR), params)
-    if not ok:
-        raise PgkitError(path, f"could not encode the image as {ext}")
-    write_bytes_atomic(path, mark_image(buf.tobytes(), MARK))
+    rgb = draw.to_uint8(img)
+    if ext == ".webp":  # only generate writes WebP
+        ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_WEBP_QUALITY, 101])
+        if not ok:
+            raise PgkitError(path, f"could not encode the image as {ext}")
+        data = buf.tobytes()
+    else:
+        data = encode_jpeg(rgb) if ext == ".jpg" else encode_png(rgb)
+    write_bytes_atomic(path, mark_image(data, MARK))
 
 
 def output_paths(output: Path, result: dict | None, separate: bool) -> list[Path]:

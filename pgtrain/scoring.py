@@ -220,7 +220,11 @@ class _ProtocolState:
             why = [s.bring.problem(hw) for s in options]
             ok = [s for s, w in zip(options, why, strict=True) if w is None]
             if not ok:
-                self.skip(metric, f"{self.p.name} {why[0]}")
+                sizes = [s.bring.accepts for s in options if s.bring.accepts]
+                only = (f"{self.p.name} computes {metric} for "
+                        f"{', '.join(f'{h}x{w}' for a in sizes for h, w in a)} images only; these are "
+                        f"{hw[0]}x{hw[1]}") if len(sizes) == len(options) else f"{self.p.name} {why[0]}"
+                self.skip(metric, only)
                 continue
             self.chosen[metric] = ok[0]
             if isinstance(ok[0], ISSpec):

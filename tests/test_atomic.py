@@ -94,3 +94,37 @@ def test_check_user_output_replaces_only_what_pgkit_marked(tmp_path):
         check_user_output(tmp_path / "mine.png", force=True, inputs=[tmp_path])
     with pytest.raises(PgkitError, match="not written by pgkit"):  # a custom mark (e.g. a CSV's first line)
         check_user_output(tmp_path / "mine.png", marker=lambda p: False)
+
+
+def test_one_png_text_helper_for_the_mark_the_mask_record_and_the_preview_mark(tmp_path):
+    """Issue 21: masks' record, preview's mark and `mark_image` share atomic's tEXt helpers;
+    the bytes are those each wrote before: a tEXt chunk right after IHDR."""
+    import struct
+    import zlib
+
+    import numpy as np
+
+    from pgprep import masks, preview
+    from pgprep.atomic import has_pgkit_mark, mark_image, png_texts
+    from pgprep.geometry import encode_png
+
+    png = encode_png(np.zeros((4, 5, 3), np.uint8))
+
+    def text_chunk(data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
+
+    rec = {"keypoints": "ab", "size": [4, 5]}
+    assert masks.add_record(png, rec) == \
+        png[:33] + text_chunk(b"pgkit-mask\0" + json.dumps(rec, sort_keys=True).encode()) + png[33:]
+    sheet = preview.mark_png(png)
+    assert sheet == mark_image(png, "pgkit preview") == png[:33] + text_chunk(b"Software\0pgkit preview") + png[33:]
+    both = masks.add_record(sheet, rec)
+    assert list(png_texts(both)) == [(b"pgkit-mask", json.dumps(rec, sort_keys=True).encode()),
+                                     (b"Software", b"pgkit preview")]
+    assert masks.read_record(both) == rec and masks.read_record(sheet) is None
+    for name, data, mark, is_sheet in (("a.png", sheet, True, True), ("b.png", both, True, False),
+                                       ("c.png", png, False, False),
+                                       ("d.png", mark_image(png, "pgkit generate"), True, False)):
+        (tmp_path / name).write_bytes(data)
+        assert has_pgkit_mark(tmp_path / name) is mark
+        assert preview.is_pgkit_preview(tmp_path / name) is is_sheet

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from pgprep import formats, skeleton
 from pgprep.cli import main
+from pgprep.errors import PgkitError
 from pgprep.estimate import (
     INSTALL,
     BlazePose,
@@ -132,6 +133,113 @@ def test_estimate_poses_writes_mirrored_json_and_resumes(tmp_path, astronaut):
     assert first.read_text() == '{"people": []}'
     res = CliRunner().invoke(main, ["pose", str(tmp_path / "nothing"), "-o", str(out)])
     assert res.exit_code == 1 and "not a DeepFashion-style tree" in res.output
+
+
+def _astronaut_tree(root, astronaut, n=3):
+    """ROOT/img with `n` 256-px photos: the astronaut, her mirror image, the two side by side."""
+    two = np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)
+    photos = [astronaut, np.ascontiguousarray(astronaut[:, ::-1]), two][:n]
+    rels = []
+    for k, rgb in enumerate(photos):
+        rel = f"WOMEN/Tees/id_0000000{k + 1}/01_1_front.jpg"
+        p = root / "img" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        h, w = rgb.shape[:2]
+        cv2.imwrite(str(p), cv2.cvtColor(cv2.resize(rgb, (256 * w // h, 256)), cv2.COLOR_RGB2BGR))
+        rels.append(rel)
+    return rels
+
+
+@pytest.mark.slow
+def test_dask_cluster_writes_the_same_json_bytes_as_loky_and_threads(tmp_path, astronaut):
+    from distributed import LocalCluster
+
+    root = tmp_path / "root"
+    rels = _astronaut_tree(root, astronaut)
+    runs = {"threads": estimate_poses(root, tmp_path / "threads", jobs=2),
+            "loky": estimate_poses(root, tmp_path / "loky", jobs=2, backend="loky"),
+            # a LocalCluster started by pose itself (in-process worker, TCP on loopback) ...
+            "dask": estimate_poses(root, tmp_path / "dask", jobs=1, backend="dask",
+                                   cluster_options={"processes": False})}
+    # ... and a running scheduler reached by its address, as `pgprep pose --scheduler` does
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
+                      host="127.0.0.1", dashboard_address=None) as cluster:
+        (tmp_path / "remote" / formats.openpose_json_name(rels[0])).parent.mkdir(parents=True)
+        (tmp_path / "remote" / formats.openpose_json_name(rels[0])).write_bytes(
+            (tmp_path / "loky" / formats.openpose_json_name(rels[0])).read_bytes())  # done before
+        res = CliRunner().invoke(main, ["pose", str(root), "-o", str(tmp_path / "remote"), "--backend", "dask",
+                                        "--scheduler", cluster.scheduler_address])
+        assert res.exit_code == 0, res.output
+        assert "already done" in res.output
+    for name, counts in runs.items():
+        assert counts["done"] == 3 and counts["people"] == runs["loky"]["people"] >= 4, (name, counts)
+    for rel in rels:
+        ref = (tmp_path / "loky" / formats.openpose_json_name(rel)).read_bytes()
+        for other in ("threads", "dask", "remote"):
+            assert (tmp_path / other / formats.openpose_json_name(rel)).read_bytes() == ref, (other, rel)
+    again = estimate_poses(root, tmp_path / "dask", backend="dask", cluster_options={"processes": False})
+    assert again["skipped"] == 3 and again["done"] == 0  # resumable: nothing left to do
+
+
+def test_old_behaviour_is_selectable_and_doubt_decides_the_extra_runs(tmp_path, astronaut):
+    root = tmp_path / "root"
+    rels = _astronaut_tree(root, astronaut)
+    estimate_poses(root, tmp_path / "auto", jobs=1)
+    estimate_poses(root, tmp_path / "old", jobs=1, refine="always", second_pass="always")
+    estimate_poses(root, tmp_path / "old-bool", jobs=1, refine=True, second_pass=True)
+    for rel in rels:
+        name = formats.openpose_json_name(rel)
+        assert (tmp_path / "old" / name).read_bytes() == (tmp_path / "old-bool" / name).read_bytes()
+        auto, old = (formats.read_openpose_json(tmp_path / d / name) for d in ("auto", "old"))
+        assert len(auto) == len(old)
+        for a, o in zip(auto, old, strict=True):
+            both = skeleton.present(a) & skeleton.present(o)
+            assert both.sum() >= 8 and np.median(np.linalg.norm(a[both, :2] - o[both, :2], axis=1)) < 3  # px of 256
+    # the model runs of each mode: on the photo (a cluttered background: foreground is left
+    # uncovered, so "auto" doubts and paints out like "always") and on a synthetic catalogue shot
+    import pandas as pd
+
+    from pgprep.geometry import read_rgb
+    from pgprep.synth import synthesize
+
+    synthesize(tmp_path / "synth", items=1, seed=0, size=256, jobs=1)
+    truth = pd.read_csv(tmp_path / "synth" / "truth.csv")
+    shot = read_rgb(tmp_path / "synth" / truth.image[truth.kind == "person"].iloc[0])
+    runs = {}
+    for mode in ("always", "auto", "never"):
+        for name, rgb in (("photo", read_rgb(root / "img" / rels[0])), ("shot", shot)):
+            m = BlazePose(refine=mode, second_pass=mode)
+            assert len(m(rgb)) == 1
+            runs[mode, name] = dict(m.runs)
+    for name in ("photo", "shot"):
+        assert runs["always", name] == {"detector": 2, "landmarks": 2, "refined": 1, "second_pass": 1}
+        assert runs["never", name] == {"detector": 1, "landmarks": 1, "refined": 0, "second_pass": 0}
+    assert runs["auto", "photo"]["second_pass"] == 1
+    assert runs["auto", "shot"]["detector"] == 1 and runs["auto", "shot"]["second_pass"] == 0
+    with pytest.raises(PgkitError, match="pass mode"):
+        BlazePose(refine="sometimes")
+
+
+def test_doubt_signals_by_hand():
+    align = np.array([[100.0, 200.0], [100.0, 120.0]])  # side 200, upright
+    lm = np.zeros((39, 5))
+    lm[33:35, :2] = align
+    assert not BlazePose.refine_doubt(0.995, align, lm)
+    assert BlazePose.refine_doubt(0.98, align, lm)            # unsure flag
+    lm[33:35, 0] += 25                                         # ROI centre moved by 25/200 > 0.1
+    assert BlazePose.refine_doubt(0.995, align, lm)
+    lm[33:35, :2] = align
+    lm[34, 1] = 200 - 80 * 1.2                                 # 20 % larger ROI: log(1.2) > 0.1
+    assert BlazePose.refine_doubt(0.995, align, lm)
+    # uncovered foreground: a grey card, the "person" left, a second figure right
+    rgb = np.full((128, 128, 3), 200, np.uint8)
+    rgb[20:110, 10:50] = 30
+    seg = np.full((256, 256), -10.0, np.float32)
+    seg[40:220, 20:100] = 10.0                                 # crop pixels; the crop maps 2:1 onto the image
+    m = np.array([[0.5, 0, 0], [0, 0.5, 0]])
+    assert BlazePose.uncovered_foreground(rgb, [(seg, m)]) == 0.0
+    rgb[30:100, 80:110] = 60
+    assert BlazePose.uncovered_foreground(rgb, [(seg, m)]) > 0.1
 
 
 @pytest.mark.parametrize("shadow", ["ai_edge_litert", "mediapipe"])

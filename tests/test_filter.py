@@ -262,7 +262,7 @@ def test_judge_rules_by_hand():
     cut[[9, 10, 12, 13]] = (-1, -1, 0)  # a frame 40 px high cuts at the thighs (hips at y = 33)
     assert judge([cut], SIZE, 40, th)[2] == (
         "incomplete: missing legs (r_knee, l_knee, r_ankle, l_ankle not detected); not hidden by long "
-        "clothes: the photo does not reach --leg-room 1.4 torso lengths below the hips (--hidden-legs room)")
+        "clothes: the photo does not reach --leg-room 1.6 torso lengths below the hips (--hidden-legs room)")
     # in the whole 64-px frame the legs have room: hidden (a gown), unless --hidden-legs no
     assert judge([cut], SIZE, SIZE, th)[2] is None
     assert judge([cut], SIZE, SIZE, Thresholds(hidden_legs="no"))[2].endswith(
@@ -504,15 +504,16 @@ def test_a_knee_parked_on_the_bottom_border_does_not_make_a_crop_complete():
     crop[skeleton.J["l_knee"]] = (36, 62.5, 0.42)
     why = judge([crop], SIZE, SIZE, th)[2]
     assert why.startswith("incomplete: missing legs (r_knee 0.55, l_knee 0.42 at the photo's edge (counts only "
-                          "inside it, scoring >= 0.8); r_ankle, l_ankle not detected); if hidden rather than cut off")
-    assert "--min-visibility" in why
+                          "inside it, scoring >= 0.8); r_ankle, l_ankle not detected); not hidden by long clothes")
+    assert "--leg-room" in why
     sure = crop.copy()
     sure[skeleton.J["r_knee"], 2] = 0.9  # a confidently seen knee on the edge still counts
     assert judge([sure], SIZE, SIZE, th)[2] is None
     inside = crop.copy()
-    inside[skeleton.J["r_knee"], 1] = 60  # 4 px (> 2 % of 64) above the border: counts
-    assert judge([inside], SIZE, SIZE, th)[2] is None
-    assert judge([crop], SIZE, SIZE, Thresholds(border_frac=0))[2] is None  # the rule can be switched off
+    inside[skeleton.J["r_knee"], 1] = 60  # 4 px (> 2 % of 64) above the border, but no room for a shin
+    assert "with no ankle and under 1.5 thigh of photo below" in judge([inside], SIZE, SIZE, th)[2]
+    assert judge([inside], SIZE, SIZE, Thresholds(knee_room=0))[2] is None  # issue 13's rule alone: counts
+    assert judge([crop], SIZE, SIZE, Thresholds(border_frac=0, knee_room=0))[2] is None  # both switched off
 
 
 def test_small_skeleton_rule_says_what_it_measures_without_contradicting_itself():
@@ -652,3 +653,103 @@ def test_special_and_oversized_image_files_are_bad_images_read_from_a_stat(tmp_p
         assert reason[names[1]] == "bad-image: cannot read image: a character device, not a regular file"
         assert reason[names[2]] == "bad-image: cannot read image: a named pipe (FIFO), not a regular file"
         assert reason[names[3]] == "bad-image: cannot read image: a directory, not a regular file"
+
+
+# ------------------------------------------------------------------ issue 20: cut at the knees, legs under a gown
+
+def _scaled(sx, sy, dy=0.0):
+    kp = person()
+    kp[:, 0] *= sx
+    kp[:, 1] = kp[:, 1] * sy + dy
+    return kp
+
+
+def test_knees_squeezed_into_a_frame_cut_just_above_them_do_not_make_it_complete():
+    """Issue 20 (a), real shop photo: BlazePose puts both knees ~30 px above the bottom of a
+    256-px frame with visibility 0.35 and 0.44 and no ankles; it was kept as complete."""
+    th = Thresholds()
+    cut = _scaled(4, 5.5)  # hips at y = 181.5; the frame ends just above the real knees
+    cut[[skeleton.J["r_ankle"], skeleton.J["l_ankle"]]] = (-1, -1, 0)
+    cut[skeleton.J["r_knee"]] = (112, 226, 0.35)
+    cut[skeleton.J["l_knee"]] = (144, 226, 0.44)
+    why = judge([cut], 256, 256, th)[2]
+    assert why.startswith("incomplete: missing legs (r_knee 0.35, l_knee 0.44 with no ankle and under 1.5 thigh "
+                          "of photo below (counts only scoring >= 0.8; --knee-room)"), why
+    assert judge([cut], 256, 256, Thresholds(knee_room=0))[2] is None  # before issue 20: kept
+    seen = cut.copy()
+    seen[skeleton.J["r_knee"], 2] = 0.93  # a knee BlazePose sees scores high: counts anywhere
+    assert judge([seen], 256, 256, th)[2] is None
+    # a knee-length dress above visible knees, whole person: kept, also when both ankles are missed
+    dress = _scaled(4, 4)
+    assert judge([dress], 256, 256, th)[2] is None
+    dress[[skeleton.J["r_ankle"], skeleton.J["l_ankle"]]] = (-1, -1, 0)
+    dress[[skeleton.J["r_knee"], skeleton.J["l_knee"]], 2] = 0.6  # 75 px below a 48-px thigh: room for a shin
+    assert judge([dress], 256, 256, th)[2] is None
+
+
+def _gown_image(hem_y, colour=(150, 40, 60), backdrop=235):
+    """A 256-px photo: a figure (torso, then a skirt widening from the hips down to hem_y)."""
+    img = np.full((256, 256, 3), backdrop, np.uint8)
+    cv2.rectangle(img, (98, 40), (150, 116), (60, 60, 90), -1)
+    cv2.fillConvexPoly(img, np.array([(98, 116), (150, 116), (175, hem_y), (73, hem_y)], np.int32), colour)
+    return img
+
+
+def test_legs_hidden_by_a_floor_length_gown_count_when_the_photo_has_room_for_them():
+    """Issue 20 (b): a floor-length gown hides the legs; BlazePose reports no leg joint and the
+    image was rejected as `incomplete: missing legs`."""
+    gown = _scaled(3.5, 3.5, 8)  # shoulders y = 60.5, hips y = 123.5: torso 63 px
+    gown[[skeleton.J[j] for j in ("r_knee", "l_knee", "r_ankle", "l_ankle")]] = (-1, -1, 0)
+    assert judge([gown], 256, 256, Thresholds())[2] is None  # default --hidden-legs room
+    assert judge([gown], 256, 256, Thresholds(hidden_legs="no"))[2].startswith("incomplete: missing legs")
+    # the same skeleton in a frame cut at the thighs (ends 60 px below the hips) stays incomplete
+    assert judge([gown], 256, 184, Thresholds())[2].startswith("incomplete: missing legs")
+    hem = Thresholds(hidden_legs="hem")
+    assert judge([gown], 256, 256, hem)[2].startswith("incomplete")  # no pixels: no evidence
+    for img, kept in ((_gown_image(236), True),                      # hem above the floor: kept
+                      (_gown_image(255), False),                     # figure runs off the bottom: cut
+                      (_gown_image(236, colour=(236, 236, 236)), False),  # white on white: no evidence
+                      (_gown_image(170), False)):                    # ends at the thighs
+        why = judge([gown], 256, 256, hem, pixels=lambda img=img: img)[2]
+        assert (why is None) == kept, why
+    # the skeleton height runs to the hidden legs, not to the hips (which alone are < 0.4 of the frame)
+    assert judge([gown], 256, 256, Thresholds(min_height_frac=0.6))[2] is None
+
+
+def test_cli_hidden_legs_and_knee_room_options(tmp_path):
+    gown = _scaled(1, 1)
+    gown[[skeleton.J[j] for j in ("r_knee", "l_knee", "r_ankle", "l_ankle")]] = (-1, -1, 0)
+    rows = [(GOOD[0][0], GOOD[0][1], "train", gown), *GOOD[1:]]
+    root = make_root(tmp_path, rows)
+    src = write_openpose(tmp_path / "op", rows)
+    res = CliRunner().invoke(main, ["filter", str(root), "--poses", str(src), "-o", str(tmp_path / "w1")])
+    assert res.exit_code == 0 and len(kept_set(tmp_path / "w1")) == 5
+    res = CliRunner().invoke(main, ["filter", str(root), "--poses", str(src), "-o", str(tmp_path / "w2"),
+                                    "--hidden-legs", "no"])
+    assert res.exit_code == 0 and len(kept_set(tmp_path / "w2")) == 4
+    work = json.loads((tmp_path / "w2" / "work.json").read_text())
+    assert work["thresholds"]["hidden_legs"] == "no" and work["thresholds"]["knee_room"] == 1.5
+    res = CliRunner().invoke(main, ["filter", str(root), "--poses", str(src), "-o", str(tmp_path / "w3"),
+                                    "--hidden-legs", "maybe"])
+    assert res.exit_code == 2
+
+
+@pytest.mark.slow
+def test_synthetic_hard_cases_are_decided_as_the_defaults_say(tmp_path):
+    """pgprep synth --hard-cases: cut_knees rejected, long_gown and knee_dress kept (synth's
+    BlazePose-like keypoints; docs/filter.md has the table per rule variant)."""
+    from pgprep.synth import synthesize
+
+    root = tmp_path / "hard"
+    synthesize(root, items=24, seed=3, size=256, jobs=1, hard_cases=0.6)
+    truth = pd.read_csv(root / "truth.csv").set_index("image")
+    assert {"cut_knees", "long_gown", "knee_dress"} <= set(truth["kind"])
+    for kw, expect in (({}, {"cut_knees": 0.0, "long_gown": 1.0, "knee_dress": 1.0, "person": 1.0}),
+                       ({"knee_room": 0, "hidden_legs": "no"}, {"cut_knees": 1.0, "knee_dress": 1.0})):
+        work = tmp_path / f"w{len(kw)}"
+        run_filter(root, root / "pose" / "openpose", work, jobs=1, **kw)
+        kept = set(kept_set(work).index)
+        rate = truth.assign(kept=[i in kept for i in truth.index]).groupby("kind")["kept"].mean()
+        for kind, r in expect.items():
+            assert rate[kind] == r, (kw, rate.to_dict())
+    assert rate["long_gown"] < 0.8  # before issue 20 most gowns were lost

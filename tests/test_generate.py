@@ -117,6 +117,21 @@ def test_output_format_follows_the_extension_or_is_refused(tmp_path):
             output_format(tmp_path / bad)
 
 
+def test_save_image_bytes_are_the_geometry_encoders_plus_the_mark(tmp_path):
+    """Issue 21: save_image encodes PNG / JPEG through pgprep.geometry (its own cv2 calls are
+    gone); the files are byte for byte what it wrote before."""
+    from pgprep.atomic import mark_image
+    from pgtrain.generate import MARK, save_image
+
+    img = np.random.default_rng(0).integers(0, 256, (16, 12, 3), dtype=np.uint8)
+    bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    for ext, params in ((".png", []), (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95]),
+                        (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101])):
+        save_image(tmp_path / f"o{ext}", img)
+        before = mark_image(cv2.imencode(ext, bgr, params)[1].tobytes(), MARK)
+        assert (tmp_path / f"o{ext}").read_bytes() == before, ext
+
+
 def test_a_pose_of_unknown_frame_with_an_odd_condition_is_refused():
     from pgprep.errors import PgkitError
     from pgtrain.generate import check_pose_frame

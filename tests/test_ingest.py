@@ -435,3 +435,22 @@ def test_each_photo_is_read_decoded_and_hashed_once_and_a_rerun_reads_none(photo
     out.write_bytes(out.read_bytes() + b"edit")
     res = CliRunner().invoke(main, ["ingest", str(photos), "-o", str(root), "--force"])
     assert res.exit_code == 1 and "was not written by pgprep ingest" in res.output
+
+
+def test_a_journal_without_output_stats_hashes_the_outputs_once(photos, tmp_path, monkeypatch):
+    """A ROOT of the pgkit before issue 20 (journal lines without `out_stat`): the first rerun
+    hashes the images it already wrote (reading no photo), records their stat, and the next
+    one opens none."""
+    import json
+
+    root = tmp_path / "root"
+    run_ingest(photos, root, progress=False)
+    journal = root / ".pgkit" / "ingest-journal.jsonl"
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    journal.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "out_stat"}) + "\n" for r in lines))
+    n = _count_reads(monkeypatch)
+    run_ingest(photos, root, progress=False, force=True)
+    assert n["read"] == 0 and n["output"] == 6
+    n.update(read=0, probe=0, decode=0, output=0)
+    assert run_ingest(photos, root, progress=False, force=True)["reused"] == 6
+    assert n == {"read": 0, "probe": 0, "decode": 0, "output": 0}

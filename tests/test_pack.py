@@ -521,3 +521,88 @@ def test_pose_radius_and_sigma_are_bounded_by_the_image_size(tmp_path, option, v
     with pytest.raises(PoseOptionError):
         run_pack(work, tmp_path / "s", jobs=1, **{option[2:].replace("-", "_"): float(value)})
     assert run_pack(work, tmp_path / "s", jobs=1, pose_radius=64.0, pose_sigma=0.01)["pairs"]["train"] == 4
+
+
+def _count_shard_reads(monkeypatch) -> dict:
+    """Bytes read from shard files through Python (`shards.file_digests` / `quick_digest`
+    open them there) and index.json reads, counted while the test runs."""
+    import builtins
+
+    counts = {"bytes": 0, "index": 0}
+
+    class Counting:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def read(self, *a):
+            block = self.fh.read(*a)
+            counts["bytes"] += len(block)
+            return block
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    def counting_open(file, mode="r", *a, **kw):
+        fh = builtins.open(file, mode, *a, **kw)
+        return Counting(fh) if str(file).endswith(".h5") else fh
+
+    real_read_index = shards.read_index
+
+    def read_index(d):
+        counts["index"] += 1
+        return real_read_index(d)
+
+    real_read_text = Path.read_text
+
+    def read_text(self, *a, **kw):
+        counts["index"] += self.name == "index.json"
+        return real_read_text(self, *a, **kw)
+
+    monkeypatch.setattr(shards, "open", counting_open, raising=False)
+    monkeypatch.setattr(shards, "read_index", read_index)
+    monkeypatch.setattr(Path, "read_text", read_text)
+    return counts
+
+
+def test_an_up_to_date_rerun_reads_each_shard_once_and_index_json_once(tmp_path, monkeypatch):
+    """Issue 21: the up-to-date check and the resume check hashed the shards twice (a
+    damaged shard: 1.8 passes) and read index.json up to three times. Now one pass either way."""
+    work = make_work(tmp_path, items=6, views=3)
+    out = tmp_path / "s"
+    run_pack(work, out, jobs=1, max_pairs=20)
+    total = sum(p.stat().st_size for p in out.glob("*.h5"))
+    counts = _count_shard_reads(monkeypatch)
+    assert run_pack(work, out, jobs=1, max_pairs=20)["up_to_date"]
+    assert counts == {"bytes": total, "index": 1}
+    victim = sorted(out.glob("train-*.h5"))[-1]  # the last one: every other shard is checked first
+    _flip_jpeg_bytes(victim)
+    counts.update(bytes=0, index=0)
+    s = run_pack(work, out, jobs=1, max_pairs=20)
+    assert (s["written"], s["up_to_date"]) == (1, False)
+    assert counts == {"bytes": total, "index": 1}
+    assert shards.verify(out) == []
+
+
+def test_pack_reads_each_image_and_mask_once(tmp_path, monkeypatch):
+    """Issue 21: a mask is read once (`masks.load_mask`: bounded read, header, pixels and
+    record all from the same bytes), as is each image."""
+    from pgprep import imageio
+
+    work = make_work(tmp_path, items=3, views=3)
+    real, reads = imageio.read_bytes, []
+
+    def read_bytes(path, *a, **kw):
+        reads.append(str(path))
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(imageio, "read_bytes", read_bytes)
+    run_pack(work, tmp_path / "s", jobs=1, max_pairs=100)  # one shard per split: each name in one job
+    names = pd.read_csv(work / "images.csv")["image"]
+    root = Path(json.loads((work / "work.json").read_text())["root"])
+    assert sorted(reads) == sorted([str(root / n) for n in names] + [str(mask_path(work, n)) for n in names])

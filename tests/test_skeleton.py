@@ -123,3 +123,24 @@ def test_clean_turns_nan_into_missing():
     c = sk.clean(kp)
     assert c[3].tolist() == [-1, -1, 0]
     assert sk.present(c).sum() == 16
+
+
+def test_openpose_list_offframe_and_body25_are_the_readers_rules():
+    """Issue 21: formats.read_openpose_people converts through `from_openpose_list` (its copy
+    `_coco18` is gone): score <= 0 is missing; `offframe` keeps a detected joint's negative
+    coordinates; BODY_25 maps through BODY25_TO_COCO18."""
+    rng = np.random.default_rng(0)
+    v = rng.uniform(-20, 100, (25, 3)).astype(np.float32)
+    v[::4, 2] = 0.0  # undetected
+    v[[1, 2], 2] = 0.9
+    v[1, 0] = -3.0  # neck detected left of the frame
+    want = sk.from_body25(v)
+    want[want[:, 2] <= 0] = (sk.MISSING, sk.MISSING, 0.0)
+    np.testing.assert_array_equal(sk.from_openpose_list(v.ravel().tolist()), sk.clean(want))
+    raw = sk.from_openpose_list(v.ravel(), offframe=True)
+    np.testing.assert_array_equal(raw, np.where(v[sk.BODY25_TO_COCO18, 2:] > 0, v[sk.BODY25_TO_COCO18],
+                                                np.float32([sk.MISSING, sk.MISSING, 0.0])))
+    assert raw[1, 0] == -3.0 and sk.from_openpose_list(v.ravel())[1, 2] == 0.0
+    np.testing.assert_array_equal(sk.clean(raw), sk.from_openpose_list(v.ravel()))
+    v18 = v[:18].ravel()
+    np.testing.assert_array_equal(sk.from_openpose_list(v18, offframe=True)[:, 2], np.where(v[:18, 2] > 0, v[:18, 2], 0))

@@ -245,3 +245,63 @@ def test_cli_runs_and_reruns_are_up_to_date(tmp_path):
     assert r.exit_code == 1 and "other options" in r.output
     r = CliRunner().invoke(main, ["synth", "--help"])
     assert r.exit_code == 0 and "pgprep synth" in r.output
+
+
+# ---------------------------------------------------------------- issue 20: the completeness rule's hard cases
+
+def test_hard_case_kinds_look_like_what_they_claim():
+    import dataclasses
+
+    from pgprep.synth.scene import SQUEEZED_KNEE_ROOM, SQUEEZED_KNEE_SCORE
+
+    legs = [J[n] for n in ("r_knee", "l_knee", "r_ankle", "l_ankle")]
+    knees, ankles = [J["r_knee"], J["l_knee"]], [J["r_ankle"], J["l_ankle"]]
+    for i in range(3):
+        rng = np.random.default_rng(200 + i)
+        look = dataclasses.replace(sample_look(rng), lower_kind="dress", lower_hem=0.64)
+        body = sample_body(rng, True)
+        cut = compose(rng, body, look, "front", 128, "cut_knees")
+        assert cut.complete == 0 and cut.persons == 1
+        assert skeleton.present(cut.truth)[[J["r_hip"], J["l_hip"]]].all()
+        assert not skeleton.present(cut.truth)[legs].any()  # the real knees are below the frame
+        assert (cut.silhouette[-1] == 255).any()  # the thighs run out of the frame
+        det = cut.detections[0]
+        assert not skeleton.present(det)[ankles].any()
+        room = 1 - det[knees, 1] / 128  # ... but the detector squeezes them in, weakly
+        assert ((room >= SQUEEZED_KNEE_ROOM[0] - 0.01) & (room <= SQUEEZED_KNEE_ROOM[1] + 0.01)).all()
+        assert ((det[knees, 2] >= SQUEEZED_KNEE_SCORE[0]) & (det[knees, 2] <= SQUEEZED_KNEE_SCORE[1])).all()
+        gown_look = dataclasses.replace(look, lower_kind="gown", lower_hem=0.97)
+        gown = compose(rng, body, gown_look, "front", 128, "long_gown")
+        assert gown.complete == 1 and gown.persons == 1
+        assert skeleton.present(gown.truth)[legs].all()  # whole person in the frame ...
+        assert not skeleton.present(gown.detections[0])[knees].any()  # ... legs hidden from the detector
+        rows = np.nonzero((gown.silhouette == 255).any(axis=1))[0]
+        assert rows[-1] < 127  # the hem and shoes end above the bottom edge
+        # the skirt covers the knees: the colour rendered there is nearer the gown's than the skin's
+        for k in knees:
+            x, y = np.rint(gown.truth[k, :2]).astype(int)
+            px = gown.image[y, x].astype(float)
+            assert np.linalg.norm(px - gown_look.lower) < np.linalg.norm(px - np.asarray(look.skin))
+
+
+def test_hard_cases_are_opt_in_and_recorded(tmp_path):
+    root = tmp_path / "hard"
+    res = synthesize(root, items=8, seed=1, size=64, jobs=1, hard_cases=0.75)
+    t = _truth(root)
+    kinds = set(t["kind"])
+    assert kinds & {"cut_knees", "long_gown", "knee_dress"} and res["kinds"].get("long_gown", 0) >= 0
+    assert (t.loc[t["kind"].isin(["long_gown", "knee_dress"]), "complete"] == 1).all()
+    assert (t.loc[t["kind"] == "cut_knees", "complete"] == 0).all()
+    assert (t.loc[t["kind"] == "long_gown", "image"].str.contains("WOMEN/Dresses")).all()
+    assert res["distractors"] == int(((t["complete"] == 0) | (t["persons"] != 1)).sum())
+    import json
+    stamp = json.loads((root / ".pgkit" / "synth.json").read_text())
+    assert stamp["options"]["hard_cases"] == 0.75
+    plain = tmp_path / "plain"
+    synthesize(plain, items=2, seed=1, size=64, jobs=1)
+    assert "hard_cases" not in json.loads((plain / ".pgkit" / "synth.json").read_text())["options"]
+    with pytest.raises(PgkitError, match="hard-cases"):
+        synthesize(tmp_path / "bad", items=2, hard_cases=1.5)
+    r = CliRunner().invoke(main, ["synth", str(tmp_path / "cli"), "--items", "4", "--size", "64", "--jobs", "1",
+                                  "--hard-cases", "0.5"])
+    assert r.exit_code == 0 and "hard cases:" in r.output

@@ -77,6 +77,10 @@ def command(root, items, seed, size, jobs, kind, hard_cases):
                f"({res['images'] / max(res['seconds'], 1e-9):.0f} images/s)")
     click.echo(f"  partition: {res['train_items']} train items, {res['test_items']} test items "
                f"({res['query']} query / {res['gallery']} gallery images)")
-    click.echo(f"  distractors: {res['distractors']} (" + ", ".join(f"{n} {c}" for n, c in k.items() if n != "person")
-               + f"); truth in {root}/truth.csv")
+    click.echo(f"  distractors: {res['distractors']} (two_people {k['two_people']}, "
+               f"cut_off {k['cut_off']}, close_up {k['close_up']}"
+               + (f", cut_knees {k['cut_knees']}" if "cut_knees" in k else "") + f"); truth in {root}/truth.csv")
+    if hard_cases:
+        click.echo(f"  hard cases: cut_knees {k.get('cut_knees', 0)} (incomplete), long_gown "
+                   f"{k.get('long_gown', 0)} and knee_dress {k.get('knee_dress', 0)} (complete)")
     click.echo(f"  next: pgprep filter {root} --poses {root}/pose/openpose -o WORK")
