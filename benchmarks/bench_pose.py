@@ -5,15 +5,18 @@ every accuracy figure we have, on synthetic sets (docs/pose.md has the table and
                                                   # behaviour on the 60-image set + accuracy of both
     python benchmarks/bench_pose.py --tradeoff    # all variants (refine x second pass, threads
                                                   # x workers), speed repeated, accuracy table
+    ... --speed-only | --accuracy-only            # one half of it
 
 Speed set: the first 60 images (sorted) of `synthesize(items=150, seed=0, size=256)`, the set
 of benchmarks/RESULTS.md since issue 9. Times include model load: "warm pool" runs after a
 loky pool of the same size exists (as bench_filter measured it before issue 20, after the
 filter had started the workers), "cold" is a fresh `python -m pgprep pose` process (Python
 start, imports, worker start-up, model load). Accuracy sets: `--items 80 --seed 5` (335
-images) and `--items 60 --seed 0` (259), 256 px: person recall and mean joint error (of the
-true body height) on single persons, two-person images found as two, and the decisions of
-`pgprep filter` (default rules) against the truth: distractors rejected, persons rejected.
+images), `--items 60 --seed 0` (259) and the hard cases `--items 120 --seed 3 --hard-cases
+0.5` (long gowns, knee dresses, frames cut just above the knees), 256 px: person recall and
+mean joint error (of the true body height) on `person` images, two-person images found as
+two, and the decisions of `pgprep filter` (default rules) against the truth: distractors
+(not a single complete person) rejected, good images rejected.
 """
 
 from __future__ import annotations
@@ -29,35 +32,39 @@ os.environ.setdefault("PGKIT_NO_PROGRESS", "1")
 
 SPEED_SET = {"items": 150, "seed": 0, "size": 256}
 SPEED_IMAGES = 60
-ACCURACY_SETS = {"seed 5": {"items": 80, "seed": 5, "size": 256}, "seed 0": {"items": 60, "seed": 0, "size": 256}}
-VARIANTS = {  # name: (refine, second_pass)
-    "default (auto, auto)": ("auto", "auto"),
-    "old: always, always": ("always", "always"),
-    "refine never, second auto": ("never", "auto"),
-    "refine auto, second never": ("auto", "never"),
-    "never, never": ("never", "never"),
+ACCURACY_SETS = {"seed 5": {"items": 80, "seed": 5, "size": 256}, "seed 0": {"items": 60, "seed": 0, "size": 256},
+                 "hard": {"items": 120, "seed": 3, "size": 256, "hard_cases": 0.5}}  # benchmarks/filter_hard_cases.py
+VARIANTS = {  # name: (refine, second_pass, backend)
+    "default: auto, auto, threads": ("auto", "auto", "threads"),
+    "old (0.1.0): always, always, loky": ("always", "always", "loky"),
+    "always, always, threads": ("always", "always", "threads"),
+    "auto, auto, loky": ("auto", "auto", "loky"),
+    "refine never, second auto": ("never", "auto", "threads"),
+    "refine auto, second never": ("auto", "never", "threads"),
+    "never, never": ("never", "never", "threads"),
 }
-QUICK_VARIANTS = ("default (auto, auto)", "old: always, always")
+QUICK_VARIANTS = ("default: auto, auto, threads", "old (0.1.0): always, always, loky")
+SAME_OUTPUT = {"always, always, threads", "auto, auto, loky"}  # same JSON as a variant above: speed only
 
 
 def speed(root: Path, tmp: Path, refine: str, second_pass: str, jobs: int, threads: int = 1,
-          cold: bool = False) -> tuple[float, dict]:
+          cold: bool = False, backend: str = "threads") -> tuple[float, dict]:
     """images/s of one `pgprep pose` run on the first SPEED_IMAGES images, model load included."""
     import shutil
 
     from pgprep.estimate import estimate_poses
 
-    out = tmp / f"speed-{refine}-{second_pass}-{jobs}-{threads}-{cold}"
+    out = tmp / f"speed-{refine}-{second_pass}-{jobs}-{threads}-{cold}-{backend}"
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
     if cold:
         subprocess.run([sys.executable, "-m", "pgprep", "pose", str(root), "-o", str(out), "--jobs", str(jobs),
                         "--threads", str(threads), "--refine", refine, "--second-pass", second_pass,
-                        "--limit", str(SPEED_IMAGES)], check=True, capture_output=True)
+                        "--backend", backend, "--limit", str(SPEED_IMAGES)], check=True, capture_output=True)
         counts = {"done": SPEED_IMAGES}
     else:
         counts = estimate_poses(root, out, jobs=jobs, threads=threads, refine=refine, second_pass=second_pass,
-                                limit=SPEED_IMAGES)
+                                backend=backend, limit=SPEED_IMAGES)
     return counts["done"] / (time.perf_counter() - t0), counts
 
 
@@ -100,7 +107,7 @@ def accuracy(root: Path, poses: Path, work: Path) -> dict:
             errors.append(np.linalg.norm(people[0][both, :2] - t[both, :2], axis=1).mean() / np.ptp(t[ok, 1]))
     run_filter(root, poses, work, jobs=1, force=True)
     rejected = set(pd.read_csv(work / "rejects.csv")["image"])
-    distractor = truth["kind"] != "person"
+    distractor = ~((truth["complete"] == 1) & (truth["persons"] == 1))  # long gowns, knee dresses are good
     is_rej = truth["image"].isin(rejected)
     return {"recall": float(np.mean(found)), "error": float(np.mean(errors)), "two": f"{pairs[0]}/{pairs[1]}",
             "caught": f"{int((is_rej & distractor).sum())}/{int(distractor.sum())}",
@@ -108,21 +115,32 @@ def accuracy(root: Path, poses: Path, work: Path) -> dict:
 
 
 def passes(root: Path, refine: str, second_pass: str) -> dict:
-    """How often the doubt signals fire: refinement runs per landmark run, second passes per image."""
-    from pgprep.estimate import BlazePose, list_images
+    """How often the doubt signals fire: refinement runs per first landmark run, second passes
+    per image, model runs per image; and per truth kind (`by_kind`: images, % with a
+    refinement run, % with a second pass) for the "when it triggers" table of docs/pose.md."""
+    import pandas as pd
+
+    from pgprep.estimate import BlazePose
     from pgprep.geometry import read_rgb
 
     model = BlazePose(refine=refine, second_pass=second_pass)
-    images = list_images(root)
-    for rel in images:
-        model(read_rgb(root / "img" / rel))
-    r = model.runs
-    first_runs = r["landmarks"] - r["refined"]
-    return {"refined": r["refined"] / max(1, first_runs), "second": r["second_pass"] / len(images),
-            "det_per_image": r["detector"] / len(images), "lmk_per_image": r["landmarks"] / len(images)}
+    truth = pd.read_csv(root / "truth.csv")
+    by_kind: dict[str, list[int]] = {}
+    for image, kind in zip(truth["image"], truth["kind"], strict=True):
+        before = dict(model.runs)
+        model(read_rgb(root / image))
+        k = by_kind.setdefault(kind, [0, 0, 0])
+        k[0] += 1
+        k[1] += model.runs["refined"] > before["refined"]
+        k[2] += model.runs["second_pass"] > before["second_pass"]
+    r, n = model.runs, len(truth)
+    return {"refined": r["refined"] / max(1, r["landmarks"] - r["refined"]), "second": r["second_pass"] / n,
+            "det_per_image": r["detector"] / n, "lmk_per_image": r["landmarks"] / n,
+            "by_kind": {k: (v[0], v[1] / v[0], v[2] / v[0]) for k, v in by_kind.items()}}
 
 
-def run(quick: bool = True, tradeoff: bool = False, repeats: int = 3) -> list[dict]:
+def run(quick: bool = True, tradeoff: bool = False, repeats: int = 3, speed_rows: bool = True,
+        accuracy_rows: bool = True) -> list[dict]:
     from pgprep.synth import synthesize
 
     jobs = os.cpu_count() or 1
@@ -133,28 +151,40 @@ def run(quick: bool = True, tradeoff: bool = False, repeats: int = 3) -> list[di
         root = tmp / "speed"
         synthesize(root, jobs=jobs, **SPEED_SET)
         warm_pool(jobs)
-        for name in names:
-            refine, second = VARIANTS[name]
-            rates = [speed(root, tmp, refine, second, jobs)[0] for _ in range(repeats)]
-            cold = [speed(root, tmp, refine, second, jobs, cold=True)[0] for _ in range(repeats if tradeoff else 1)]
-            rows.append({"benchmark": f"pose BlazePose {name}, {jobs} jobs", "value": round(max(rates), 1),
+        rates, cold = {}, {}
+        for _ in range(repeats if speed_rows else 0):  # interleaved, so that a burst of load elsewhere hits every variant
+            for name in names:
+                refine, second, backend = VARIANTS[name]
+                rates.setdefault(name, []).append(speed(root, tmp, refine, second, jobs, backend=backend)[0])
+                cold.setdefault(name, []).append(speed(root, tmp, refine, second, jobs, cold=True, backend=backend)[0])
+        for name in names if speed_rows else ():
+            r, c = rates[name], cold[name]
+            rows.append({"benchmark": f"pose BlazePose {name}, {jobs} jobs", "value": round(max(r), 1),
                          "unit": "images/s",
-                         "note": f"{SPEED_IMAGES} images 256x256 incl. model load, warm pool; best of {repeats} "
-                                 f"(spread {min(rates):.1f}-{max(rates):.1f}); cold process {max(cold):.1f}"})
-        if tradeoff:
-            warm_pool(1)
-            for jobs_, threads in ((1, 1), (1, 2), (jobs, 1), (jobs, 2)):
-                rates = [speed(root, tmp, "auto", "auto", jobs_, threads)[0] for _ in range(repeats)]
-                rows.append({"benchmark": f"pose default, {jobs_} workers x {threads} threads", "value":
-                             round(max(rates), 1), "unit": "images/s",
-                             "note": f"best of {repeats} (spread {min(rates):.1f}-{max(rates):.1f})"})
-        for set_name, spec in ACCURACY_SETS.items():
+                         "note": f"{SPEED_IMAGES} images 256x256 incl. model load; best of {len(r)} "
+                                 f"(spread {min(r):.1f}-{max(r):.1f}); cold `pgprep pose` process: best "
+                                 f"{max(c):.1f} (spread {min(c):.1f}-{max(c):.1f})"})
+        if tradeoff and speed_rows:
+            grid = [("threads", 1, 1), ("threads", 1, 2), ("threads", jobs, 1), ("loky", jobs, 1), ("loky", 1, 2),
+                    ("loky", jobs, 2)]
+            rates = {}
+            for _ in range(repeats):
+                for backend, jobs_, threads in grid:
+                    rates.setdefault((backend, jobs_, threads), []).append(
+                        speed(root, tmp, "auto", "auto", jobs_, threads, backend=backend)[0])
+            for (backend, jobs_, threads), r in rates.items():
+                rows.append({"benchmark": f"pose default, {backend}: {jobs_} workers x {threads} interpreter threads",
+                             "value": round(max(r), 1), "unit": "images/s",
+                             "note": f"best of {len(r)} (spread {min(r):.1f}-{max(r):.1f})"})
+        for set_name, spec in ACCURACY_SETS.items() if accuracy_rows else ():
             if quick and not tradeoff and set_name != "seed 5":
                 continue
             aroot = tmp / set_name.replace(" ", "")
             synthesize(aroot, jobs=jobs, **spec)
             for name in names:
-                refine, second = VARIANTS[name]
+                if name in SAME_OUTPUT:
+                    continue
+                refine, second, _ = VARIANTS[name]
                 poses = tmp / f"poses-{set_name}-{refine}-{second}".replace(" ", "")
                 from pgprep.estimate import estimate_poses
 
@@ -163,7 +193,9 @@ def run(quick: bool = True, tradeoff: bool = False, repeats: int = 3) -> list[di
                 p = passes(aroot, refine, second) if tradeoff else None
                 fired = (f"; refined {p['refined']:.1%} of landmark runs, second pass on {p['second']:.1%}"
                          f" of images, {p['det_per_image']:.2f} detector + {p['lmk_per_image']:.2f} landmark"
-                         f" runs/image" if p else "")
+                         f" runs/image; by kind (images, refined, second pass): "
+                         + ", ".join(f"{k} {n} {a:.0%} {b:.0%}" for k, (n, a, b) in p["by_kind"].items())
+                         if p else "")
                 rows.append({"benchmark": f"pose accuracy {set_name}, {name}", "value": round(a["error"], 4),
                              "unit": "joint err",
                              "note": f"person recall {a['recall']:.3f}, two-person as two {a['two']}, filter "
@@ -175,6 +207,7 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from pgprep.cliutil import format_table
 
-    res = run(quick="--full" not in sys.argv, tradeoff="--tradeoff" in sys.argv)
+    res = run(quick="--full" not in sys.argv, tradeoff="--tradeoff" in sys.argv,
+              speed_rows="--accuracy-only" not in sys.argv, accuracy_rows="--speed-only" not in sys.argv)
     print(format_table([[r["benchmark"], r["value"], r["unit"], r["note"]] for r in res],
                        ["benchmark", "value", "unit", "note"]))

@@ -1,7 +1,7 @@
 """Scoring under every published protocol at once: images/s, Inception passes, peak memory.
 
-    python benchmarks/run_all.py --only protocols          # 48 and 96 pairs
-    python benchmarks/run_all.py --only protocols --full   # 200 and 400 pairs
+    python benchmarks/run_all.py --only protocols          # 96 and 192 pairs
+    python benchmarks/run_all.py --only protocols --full   # 400 and 800 pairs
 
 Weights are random stand-ins of the published shapes (a torchvision Inception-v3 state dict,
 an IS head of 1008 x 2048), so the bench runs offline and measures what the real files would
@@ -82,7 +82,7 @@ def _measure(n: int, workdir: str) -> dict:
 
 
 def run(quick: bool = True) -> list[dict]:
-    sizes = (48, 96) if quick else (200, 400)
+    sizes = (96, 192) if quick else (400, 800)   # both above 64: the same metrics run at both sizes
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         _measure(16, tmp)                     # builds the stand-in weights once

@@ -141,6 +141,19 @@ class Trainer:
         real, *fakes = scores.split(fake.shape[0])
         return real, fakes
 
+    def g_scores(self, b: dict, fake: torch.Tensor) -> torch.Tensor:
+        """D's scores of what the G step's adversarial term uses: G2's output, or every fake
+        set. With batch norm, D scores them in the batch D saw ([I_B, G2, (I_A)]), since its
+        statistics couple the images; without (d_norm "none") each score depends on its image
+        alone, so only the sets used are run."""
+        used_sets = 1 if self.o.g_adversarial_on == "g2" else None
+        if self.o.d_norm == "none":
+            sets = [fake] + ([] if self.o.discriminator == "pair" else [b["condition"]])
+            sets = sets[:used_sets]
+            return self.d(torch.cat([self.d_input(b, x) for x in sets])).float()
+        _, fakes = self.d_scores(self.d, b, fake)
+        return torch.cat(fakes[:used_sets])
+
     def g2_output(self, b: dict, g1_out: torch.Tensor) -> torch.Tensor:
         """G2's output for batch b, with gradients (the G step backpropagates through it)."""
         with self.autocast():
@@ -178,8 +191,7 @@ class Trainer:
             if fake is None:
                 fake = self.g2_output(b, g1_out)
             with self.autocast():
-                _, fakes = self.d_scores(self.d, b, fake)
-            scored = fakes[0] if self.o.g_adversarial_on == "g2" else torch.cat(fakes)
+                scored = self.g_scores(b, fake)
             adv = losses.generator_loss(self.o.adversarial, scored)
             l1 = losses.pose_mask_l1(fake.float(), b["target"], b["mask"])
             loss = self.o.adv_weight * adv + self.o.l1_weight * l1

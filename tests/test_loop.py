@@ -708,3 +708,29 @@ def test_fit_cleanup_removes_only_its_own_checkpoint_temp_names(tmp_path):
         p.write_bytes(b"x")
     assert clean_stale_temps(tmp_path) == sorted(ours)
     assert all(p.exists() for p in theirs)
+
+
+@pytest.mark.parametrize("g_adversarial_on", ["g2", "fakes"])
+def test_without_batch_norm_the_g_step_scores_only_the_sets_it_uses(g_adversarial_on):
+    """d_norm "none": D's score of each image depends on it alone, so scoring only G2's
+    output (or the fake sets) gives the scores of the full [I_B, G2, I_A] pass."""
+    tr = make_trainer("wgan-gp-triplet", g_adversarial_on=g_adversarial_on)
+    assert tr.o.d_norm == "none"
+    b = tr.to_device(batch_of(ToyPairs(8), range(4)))
+    fake = tr.g2_output(b, tr.g1_output(b)).detach()
+    runs = []
+    real_d = tr.d
+
+    def counting(x):
+        runs.append(x.shape[0])
+        return real_d(x)
+
+    tr.d = counting
+    try:
+        scored = tr.g_scores(b, fake)
+    finally:
+        tr.d = real_d
+    _, fakes = tr.d_scores(tr.d, b, fake)
+    full = fakes[0] if g_adversarial_on == "g2" else torch.cat(fakes)
+    assert runs == [4 if g_adversarial_on == "g2" else 8]       # not the 12 of [I_B, G2, I_A]
+    assert torch.allclose(scored, full, atol=1e-6)
