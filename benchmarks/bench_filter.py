@@ -1,8 +1,9 @@
-"""Throughput of `pgprep filter` (images/s, header check vs full decode) and of the BlazePose
-estimator (`pgprep pose`, images/s), on a synthetic set.
+"""Throughput of `pgprep filter` (images/s, header check vs full decode) on a synthetic set.
+The BlazePose estimator (`pgprep pose`), measured here until issue 20, has its own
+benchmarks/bench_pose.py (same 60-image set, with its accuracy figures).
 
-    python benchmarks/bench_filter.py            # quick: 150 items, estimator on 60 images
-    python benchmarks/bench_filter.py --full     # the issue's size: 2,000 items, estimator on 400
+    python benchmarks/bench_filter.py            # quick: 150 items
+    python benchmarks/bench_filter.py --full     # the issue's size: 2,000 items
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ os.environ.setdefault("PGKIT_NO_PROGRESS", "1")
 
 
 def run(quick: bool) -> list[dict]:
-    from pgprep.estimate import estimate_poses
     from pgprep.filter import run_filter
     from pgprep.synth import synthesize
 
     items = 150 if quick else 2000
-    est_images = 60 if quick else 400
     jobs = os.cpu_count() or 1
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -37,12 +36,6 @@ def run(quick: bool) -> list[dict]:
             rows.append({"benchmark": f"filter ({check} check, {jobs} jobs)", "value": round(n / dt, 1),
                          "unit": "images/s",
                          "note": f"{n} images of {items} items, 256x256, {counts['kept']} kept"})
-        t0 = time.perf_counter()
-        c = estimate_poses(root, Path(tmp) / "poses", jobs=jobs, limit=est_images)
-        dt = time.perf_counter() - t0
-        rows.append({"benchmark": f"pose estimator BlazePose full ({jobs} jobs)",
-                     "value": round(c["done"] / dt, 1), "unit": "images/s",
-                     "note": f"{c['done']} images 256x256 incl. model load; {c['people']} people found"})
     return rows
 
 

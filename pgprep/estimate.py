@@ -12,10 +12,10 @@ MediaPipe's two BlazePose models, taken from the `mediapipe==0.10.21` wheel and 
 3. the landmark model (pose_landmark_full, 256x256 input in [0, 1]) gives 33 landmarks
    (x, y, z, visibility, presence) plus 2 alignment landmarks (33 mid-hip, 34 full-body
    size/rotation), a pose flag and a segmentation mask; when that run leaves doubt (flag <
-   DOUBT_FLAG, or its own ROI from landmarks 33/34 moved by more than DOUBT_ROI) the landmarks
-   are run a second time in the ROI of landmarks 33/34 (MediaPipe's tracking ROI) and the run
-   with the better flag is kept; a person needs flag >= min_presence and must not repeat one
-   already found;
+   DOUBT_FLAG, a leg joint of middling visibility, or its own ROI from landmarks 33/34 moved
+   by more than DOUBT_ROI) the landmarks are run a second time in the ROI of landmarks 33/34
+   (MediaPipe's tracking ROI) and the run with the better flag is kept; a person needs flag
+   >= min_presence and must not repeat one already found;
 4. when the image holds foreground that the people found do not cover (a blob of more than
    DOUBT_UNCOVERED of the image differing from the background colour), they are painted out
    (segmentation mask, dilated, filled with the median colour of the rest) and steps 1-3 run
@@ -67,8 +67,10 @@ MIN_VISIBILITY = 0.3      # landmarks less likely visible than this are reported
 CANDIDATES = 6            # detector candidates (after NMS) given to the landmark model
 SAME_PERSON_OVERLAP = 0.6  # body-box overlap (of the smaller box) above which two are one person
 PASS_MODES = ("auto", "always", "never")  # refinement run and second detector pass: on doubt, always, never
-DOUBT_FLAG = 0.99         # refine a landmark run whose pose flag is below this ...
+DOUBT_FLAG = 0.999        # refine a landmark run whose pose flag is below this ...
 DOUBT_ROI = 0.1           # ... or whose own ROI moved (centre / side, |log side ratio|) by more
+DOUBT_LEGS = 0.6          # ... or that is unsure (visibility in [min_visibility, this)) of a hip, knee or ankle
+LEG_LANDMARKS = slice(23, 29)  # BlazePose 23-28: hips, knees, ankles (what completeness is decided on)
 DOUBT_UNCOVERED = 0.01    # second pass if uncovered foreground forms a blob > this of the image
 DOUBT_GRID = 64           # the uncovered-foreground test runs on the image shrunk to this long side
 FOREGROUND_DIFF = 30      # grey levels (max over RGB) from the background colour = foreground
@@ -266,11 +268,14 @@ class BlazePose:
                               borderMode=cv2.BORDER_CONSTANT, borderValue=-100.0) > 0
 
     @staticmethod
-    def refine_doubt(flag: float, align: np.ndarray, lm: np.ndarray) -> bool:
-        """True if a landmark run leaves doubt: pose flag < DOUBT_FLAG, or the ROI of its own
-        alignment landmarks 33/34 differs from the ROI it ran in (`align`) by more than
-        DOUBT_ROI (centre shift / side, or |log| of the side ratio): the crop was poor."""
-        if flag < DOUBT_FLAG:
+    def refine_doubt(flag: float, align: np.ndarray, lm: np.ndarray, min_visibility: float = MIN_VISIBILITY) -> bool:
+        """True if a landmark run leaves doubt: pose flag < DOUBT_FLAG; or a hip, knee or ankle
+        it is unsure of (visibility in [min_visibility, DOUBT_LEGS): whether it is reported, and
+        where, decides completeness downstream); or the ROI of its own alignment landmarks
+        33/34 differs from the ROI it ran in (`align`) by more than DOUBT_ROI (centre shift /
+        side, or |log| of the side ratio): the crop was poor."""
+        legs = lm[LEG_LANDMARKS, 3]
+        if flag < DOUBT_FLAG or ((legs >= min_visibility) & (legs < DOUBT_LEGS)).any():
             return True
         x0, y0, s0, _ = roi_from_detection(align)
         x1, y1, s1, _ = roi_from_detection(lm[33:35, :2])
@@ -283,7 +288,8 @@ class BlazePose:
         the refinement run (`refine`), or None if not a person."""
         first = self.landmarks(rgb, align)
         best = first
-        if self.refine == "always" or (self.refine == "auto" and self.refine_doubt(first[1], align, first[0])):
+        if self.refine == "always" or (self.refine == "auto"
+                                       and self.refine_doubt(first[1], align, first[0], self.min_visibility)):
             self.runs["refined"] += 1
             refined = self.landmarks(rgb, first[0][33:35, :2])
             best = refined if refined[1] >= first[1] else first
@@ -528,7 +534,8 @@ def estimate_poses(root, out, estimator: str = "mediapipe", jobs: int | None = N
 @click.option("--no-second-pass", "second_pass", flag_value="never", hidden=True)
 @click.option("--refine", type=click.Choice(PASS_MODES), default="auto", show_default=True,
               help="Rerun the landmark model in its own ROI: auto = only when the first run is "
-                   "unsure (pose flag < 0.99 or the ROI moved by > 10 %). `--refine always "
+                   "unsure (pose flag < 0.99, a hip/knee/ankle of visibility 0.3-0.6, or its ROI "
+                   "moved by > 10 %). `--refine always "
                    "--second-pass always` is pgkit 0.1.0's slower behaviour, the same bytes.")
 @click.option("--max-people", type=int, default=4, show_default=True, help="People per image at most.")
 @click.option("--limit", type=int, default=None, help="Only the first N images (sorted), for a trial.")

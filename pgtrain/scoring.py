@@ -80,8 +80,9 @@ class Models:
                       trust_torchscript=self.opts["trust_torchscript"])
 
     def _load_tv(self):
-        from pgtrain.metrics.tvinception import InceptionV3Features
+        from pgtrain.metrics.tvinception import InceptionV3Features, torchvision_models
 
+        torchvision_models()   # the definition first: no 100 MB download for a network that cannot be built
         return InceptionV3Features(self._weights("inception-v3-imagenet", self.opts["tv_weights"]), self.device)
 
     def _load_lpips(self):

@@ -226,6 +226,10 @@ def test_doubt_signals_by_hand():
     lm[33:35, :2] = align
     assert not BlazePose.refine_doubt(0.995, align, lm)
     assert BlazePose.refine_doubt(0.98, align, lm)            # unsure flag
+    lm[25, 3] = 0.45                                           # unsure of the left knee (0.3 <= 0.45 < 0.6)
+    assert BlazePose.refine_doubt(0.995, align, lm)
+    lm[25, 3] = 0.2                                            # sure it is hidden: reported missing, no doubt
+    assert not BlazePose.refine_doubt(0.995, align, lm)
     lm[33:35, 0] += 25                                         # ROI centre moved by 25/200 > 0.1
     assert BlazePose.refine_doubt(0.995, align, lm)
     lm[33:35, :2] = align
