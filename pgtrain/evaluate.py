@@ -458,7 +458,7 @@ def _read_report(path: Path) -> dict:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PgkitError(path, "no report; run `pgtrain eval --protocol` or `pgtrain score` first") from None
+        raise PgkitError(path, "no report; run `pgtrain eval` (or `pgtrain score`) first") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PgkitError(path, f"unreadable report ({type(exc).__name__})") from None
     try:
@@ -644,9 +644,7 @@ def table_command(runs, output, stages, protocol, dataset, force):
     the first run that has them. Published numbers: pgtrain/published.csv (method, dataset,
     protocol, metric, value, the paper table and the repository that states it).
     """
-    import pandas as pd
 
-    from pgprep.atomic import write_csv_atomic, write_text_atomic
 
     if output:
         _check_table_output(Path(output), force, inputs=[r for r in runs if r.is_dir()])
@@ -662,22 +660,12 @@ def table_command(runs, output, stages, protocol, dataset, force):
         text = format_table([[c if c is not None else "–" for c in row] for row in rows], headers)
         click.echo(text)
         click.echo("\n".join(["sources:"] + sources) if sources else "no published numbers under this protocol")
-        if output:
-            if str(output).endswith(".md"):
-                write_text_atomic(output, text + "\n")
-            else:
-                write_csv_atomic(output, pd.DataFrame(rows, columns=headers))
-            click.echo(f"wrote {output}", err=True)
+        _write_table(output, text, rows, headers)
         return
-    reports = []
-    for r in runs:
-        path = r / "eval.json" if r.is_dir() else r
-        try:
-            reports.append((r, json.loads(Path(path).read_text())))
-        except FileNotFoundError:
-            raise PgkitError(path, "no eval report; run `pgtrain eval` first") from None
-        except json.JSONDecodeError as exc:
-            raise PgkitError(path, f"not valid JSON (line {exc.lineno})") from None
+    reports = [(r, _read_report(r / "eval.json" if r.is_dir() else r)) for r in runs]
+    for r, rep in reports:
+        if not isinstance(rep.get("rows"), dict):
+            raise PgkitError(r, "not a `pgtrain eval` report (no rows); for protocol reports use --protocol")
     rows = []
     for r, rep in reports:
         name = r.name if r.is_dir() else r.parent.name if r.name == "eval.json" else f"{r.parent.name}/{r.stem}"
@@ -692,9 +680,19 @@ def table_command(runs, output, stages, protocol, dataset, force):
     body = [[row[0]] + [row[1 + i] for i in used] for row in rows]
     text = format_table([[c if c is not None else "–" for c in row] for row in body], headers)
     click.echo(text)
-    if output:
-        if str(output).endswith(".md"):
-            write_text_atomic(output, text + "\n")
-        else:
-            write_csv_atomic(output, pd.DataFrame(body, columns=headers))
-        click.echo(f"wrote {output}", err=True)
+    _write_table(output, text, body, headers)
+
+
+def _write_table(output, text: str, rows: list[list], headers: list[str]) -> None:
+    """-o of `table`: markdown when the name ends in .md, else CSV (atomically)."""
+    import pandas as pd
+
+    from pgprep.atomic import write_csv_atomic, write_text_atomic
+
+    if not output:
+        return
+    if str(output).endswith(".md"):
+        write_text_atomic(output, text + "\n")
+    else:
+        write_csv_atomic(output, pd.DataFrame(rows, columns=headers))
+    click.echo(f"wrote {output}", err=True)
