@@ -269,22 +269,6 @@ PROTOCOL_METRICS = [("ssim", "SSIM"), ("ssim_256", "SSIM-256"), ("mask_ssim", "m
                     ("is", "IS"), ("mask_is", "mask-IS"), ("fid", "FID"), ("lpips", "LPIPS")]
 
 
-def condition_mask(ds, i: int) -> torch.Tensor | None:
-    """M_A of pair `i`: the condition image's PG² body mask from a compact shard (flip applied);
-    None for the dense layout, which stores the target's mask only."""
-    import numpy as np
-
-    reader, j = ds.locate(i)
-    m = reader.meta
-    if m["layout"] != "compact":
-        return None
-    w = m["image_size"][1]
-    mask = np.unpackbits(m["mask"][int(m["from"][j])], axis=-1, count=w, bitorder="big")
-    if bool(m["flip"][j]):
-        mask = mask[:, ::-1]
-    return torch.from_numpy(np.ascontiguousarray(mask))[None].float()
-
-
 def protocol_report(rows: dict[str, dict], protocols, **extra) -> dict:
     """{"protocols": {name: {"rows": {row: values}, "skipped": {...}, "script", "commit",
     "settings"}}, "table": text} from ProtocolScorer results per row."""
@@ -365,7 +349,7 @@ def _evaluate_protocols(run, data, split, protocols, *, batch_size, device, limi
     from pgtrain.checkpoint import resolve_path
     from pgtrain.data import to_device_batch
     from pgtrain.metrics.protocols import resolve
-    from pgtrain.scoring import Models, ProtocolScorer, RealSetSource
+    from pgtrain.scoring import Models, ProtocolScorer, RealSetSource, shard_mask
 
     run, data = Path(run), Path(data)
     protocols = resolve(protocols) if not hasattr(protocols[0] if protocols else None, "ssim") else list(protocols)
@@ -396,7 +380,7 @@ def _evaluate_protocols(run, data, split, protocols, *, batch_size, device, limi
             b = to_device_batch(raw, device, **pose_kw)
             I_A, P_B, I_B, M_B = b["condition"], b["pose"], b["target"], b["mask"]  # noqa: N806
             k = I_A.shape[0]
-            masks_a = [condition_mask(ds, i) for i in range(seen, seen + k)]
+            masks_a = [shard_mask(ds, i, "from", bool(f)) for i, f in zip(range(seen, seen + k), raw["flip"], strict=True)]
             M_A = None if any(m is None for m in masks_a) else torch.stack(masks_a).to(device)  # noqa: N806
             seen += k
             fakes = {"baseline": I_A, "real": I_B, "stage1": gens.g1(I_A, P_B)}

@@ -38,7 +38,15 @@ import torch
 
 from pgprep.cliutil import debug_option
 from pgprep.errors import PgkitError
-from pgtrain.scoring import IMAGE_SUFFIXES, Models, ProtocolScorer, RealSetSource, read_image_u8
+from pgtrain.scoring import (
+    IMAGE_SUFFIXES,
+    Models,
+    ProtocolScorer,
+    RealSetSource,
+    read_image_u8,
+    shard_image,
+    shard_mask,
+)
 
 LAYOUTS = ("auto", "patn-strips", "defgan-strips", "pair-images", "pairs-csv")
 _DEFGAN_NAME = re.compile(r"^([A-Za-z0-9_\-]*\.jpg)_([A-Za-z0-9_\-]*\.jpg)\.png$")
@@ -247,10 +255,16 @@ class Targets:
         hit = self._lookup(name)
         if hit is None:
             raise PgkitError(where, f"its target {name!r} is not among the targets ({self.source})")
-        if self.kind == "shards":
-            item = self.ds[hit]
-            return {"image": item["target"].float(), "mask": item["mask"].float(),
-                    "keypoints": item["keypoints"].float()}
+        if self.kind == "shards":   # an unflipped pair: its target as stored, with mask and keypoints
+            reader, j = self.ds.locate(hit)
+            mask = shard_mask(self.ds, hit, "to", False)
+            kp = torch.from_numpy(np.array(reader.meta["keypoints"][int(reader.meta["to"][j])], np.float32)) \
+                if reader.meta["layout"] == "compact" else None
+            if mask is None or kp is None:     # dense shards: the pair holds them
+                item = self.ds[hit]
+                return {"image": item["target"].float(), "mask": item["mask"].float(),
+                        "keypoints": item["keypoints"].float()}
+            return {"image": shard_image(self.ds, hit, "to"), "mask": mask, "keypoints": kp}
         img = read_image_u8(hit)
         if self.kind == "work" and self.crop is not None:
             img = torch.from_numpy(np.ascontiguousarray(self.crop.image(img.permute(1, 2, 0).numpy(), hit))).permute(2, 0, 1)
@@ -267,7 +281,10 @@ class Targets:
         """M_A: the condition's PG² body mask (from the shards, or drawn from its keypoints)."""
         if self.kind == "shards":
             hit = self._lookup(name)
-            return None if hit is None else self.ds[hit]["mask"].float()
+            if hit is None:
+                return None
+            mask = shard_mask(self.ds, hit, "to", False)
+            return self.ds[hit]["mask"].float() if mask is None else mask
         kp = self.pose(name)
         if kp is None:
             return None
@@ -344,6 +361,8 @@ def score_folder(generated, protocols, *, layout: str = "auto", pairs=None, targ
     generated = Path(generated)
     if not generated.is_dir():
         raise PgkitError(generated, "not a folder of generated images")
+    if layout == "auto":
+        layout = detect_layout(generated, Path(pairs) if pairs else None)
     items = list_generated(generated, layout, Path(pairs) if pairs else None)
     if limit:
         items = items[:limit]
@@ -376,8 +395,7 @@ def score_folder(generated, protocols, *, layout: str = "auto", pairs=None, targ
         Path(resume_file).unlink()
     report = protocol_report({"generated": results}, protocols, pairs=len(items),
                              seconds=time.perf_counter() - t0)
-    report.update({"generated": str(generated), "layout": layout if layout != "auto" else
-                   detect_layout(generated, Path(pairs) if pairs else None),
+    report.update({"generated": str(generated), "layout": layout,
                    "targets": str(targets) if targets else "(from the strips)",
                    "real": str(real) if real else None, "inception_passes": _passes(models)})
     return report
@@ -481,7 +499,9 @@ def command(generated, protocol_names, layout, pairs, targets, keypoints, real, 
     protocols = resolve(protocol_names)
     if not protocols:
         raise click.UsageError("--protocol names no protocol")
-    models = Models(device or _default_device(), is_weights=is_weights, tv_weights=tv_weights,
+    from pgtrain.dist import default_device
+
+    models = Models(device or default_device(), is_weights=is_weights, tv_weights=tv_weights,
                     lpips_weights=lpips_weights, weights_dir=weights_dir, trust_torchscript=trust_torchscript)
     cache = Path(os.environ.get("PGKIT_CACHE") or Path.home() / ".cache" / "pgkit") / "fid-real"
     report = score_folder(generated, protocols, layout=layout, pairs=pairs, targets=targets,
@@ -492,8 +512,3 @@ def command(generated, protocol_names, layout, pairs, targets, keypoints, real, 
     click.echo(report["table"])
     click.echo(f"wrote {output}", err=True)
 
-
-def _default_device() -> str:
-    from pgtrain.dist import default_device
-
-    return default_device()

@@ -446,6 +446,38 @@ class ProtocolScorer:
         values["fid_real_images"] = int(n_r)
 
 
+# ---------------------------------------------------------------- one image of a shard
+
+def shard_image(ds, i: int, side: str) -> torch.Tensor:
+    """The `side` ("from" | "to") image of pair `i` of a raw PairDataset as the photo is on
+    disk (not mirrored), (3, H, W) uint8 values as float. A compact shard decodes just that
+    image's bytes; the dense layout stores pairs, so the pair is read and mirrored back."""
+    from pgprep import shards
+
+    reader, j = ds.locate(i)
+    m = reader.meta
+    if m["layout"] != "compact":
+        item = ds[i]
+        x = item["condition" if side == "from" else "target"]
+        return (torch.flip(x, dims=[-1]) if item["flip"] else x).float()
+    k = int(m[side][j])
+    bgr = shards.decode_bgr(m["jpeg"][k], f"{reader.path}:images/jpeg[{k}]", tuple(m["image_size"]))
+    return torch.from_numpy(shards.bgr_to_chw(bgr, False)).float()
+
+
+def shard_mask(ds, i: int, side: str, flip: bool) -> torch.Tensor | None:
+    """The PG² body mask of the `side` image of pair `i`, (1, H, W) {0, 1} float, mirrored
+    when `flip`; None for the dense layout, which stores the target's mask of each pair only."""
+    reader, j = ds.locate(i)
+    m = reader.meta
+    if m["layout"] != "compact":
+        return None
+    mask = np.unpackbits(m["mask"][int(m[side][j])], axis=-1, count=m["image_size"][1], bitorder="big")
+    if flip:
+        mask = mask[:, ::-1]
+    return torch.from_numpy(np.ascontiguousarray(mask))[None].float()
+
+
 # ---------------------------------------------------------------- FID real sets
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -522,21 +554,21 @@ class RealSetSource:
     def _files(self) -> list[Path]:
         return sorted(p for p in self.source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
-    def _shard_images(self, real: RealSet) -> list[tuple[int, str, bool]]:
-        """(pair index, 'from'|'to', flipped) of each distinct image of the split, in order."""
+    def _shard_images(self, real: RealSet) -> list[tuple[int, str]]:
+        """(pair index, 'from'|'to') of each distinct image of the split, in order."""
         from pgtrain.data import PairDataset
 
         ds = PairDataset(self.source, real.split, raw=True, check="quick")
         seen, out = set(), []
         for i in range(len(ds)):
             reader, j = ds.locate(i)
-            a, b, flip = reader.names(j)
+            a, b, _flip = reader.names(j)
             for side, name in (("from", a), ("to", b)):
                 if real.images == "targets" and side == "from":
                     continue
                 if name not in seen:
                     seen.add(name)
-                    out.append((i, side, flip))
+                    out.append((i, side))
         self._ds = ds
         return out
 
@@ -555,12 +587,7 @@ class RealSetSource:
             chunks = range(0, len(picked), bs)
             for lo in progress(chunks, total=len(chunks), desc="FID real set", unit="batch",
                                disable=None if self.show else True):
-                imgs = []
-                for i, side, flip in picked[lo:lo + bs]:
-                    item = self._ds[i]
-                    x = item["condition" if side == "from" else "target"]
-                    imgs.append((torch.flip(x, dims=[-1]) if flip else x).float())   # the photo as on disk
-                yield imgs
+                yield [shard_image(self._ds, i, side) for i, side in picked[lo:lo + bs]]
             return
         files = self._files()
         chunks = range(0, len(files), bs)
